@@ -1,0 +1,169 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { isSafeName } from '../util/names.js';
+
+/**
+ * The configuration schema: every field has its default, its bounds and a one-line description
+ * (the example configuration is generated from those, so the manual cannot drift from the code).
+ * Objects are strict: an unknown key is an error, because a misspelt key silently ignored is a
+ * setting IT staff believe they made.
+ */
+
+const safeName = (what: string) =>
+  z.string().refine(isSafeName, { message: `${what} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit` });
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** The host name made safe for use as an agent id (it becomes a storage key segment). */
+export function defaultAgentId(hostname: string = os.hostname()): string {
+  const cleaned = hostname
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 64);
+  return isSafeName(cleaned) ? cleaned : 'lectern';
+}
+
+const role = z.enum(['presenter', 'presentation']).default('presenter').describe('what the source shows: the teacher (presenter) or the board/slides (presentation)');
+
+const syntheticSource = z
+  .strictObject({
+    kind: z.literal('synthetic').describe('a built-in test pattern with a tone, encoded like a camera (for demos and tests)'),
+    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    role,
+    width: int(160, 3840).default(1280).describe('picture width in pixels'),
+    height: int(120, 2160).default(720).describe('picture height in pixels'),
+    fps: int(1, 60).default(25).describe('frames per second'),
+    toneHz: int(20, 20000).default(440).describe('frequency of the test tone in Hz'),
+  })
+  .describe('a synthetic camera');
+
+const rtspSource = z
+  .strictObject({
+    kind: z.literal('rtsp').describe('a network camera or encoder reached by an RTSP URL'),
+    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    role,
+    url: z
+      .string()
+      .regex(/^rtsps?:\/\/[^\s]+$/, { message: 'must be an rtsp:// or rtsps:// URL' })
+      .refine((u) => !/^rtsps?:\/\/[^/@\s]*:[^/@\s]*@/.test(u), {
+        message: 'must not contain a password; put the password in a file named by passwordFile (mode 0600) or in the environment variable named by passwordEnv',
+      })
+      .describe('stream URL without the password, e.g. rtsp://192.0.2.10:554/stream1'),
+    username: z.string().min(1).optional().describe('camera user name'),
+    passwordFile: z.string().min(1).optional().describe('file holding the camera password (mode 0600), or a systemd credential name'),
+    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }).optional().describe('environment variable holding the camera password'),
+  })
+  .refine((s) => !(s.passwordFile !== undefined && s.passwordEnv !== undefined), {
+    message: 'set passwordFile or passwordEnv, not both',
+    path: ['passwordEnv'],
+  })
+  .describe('an RTSP camera');
+
+export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource]);
+
+const rendition = z.strictObject({
+  name: safeName('a rendition name')
+    .refine((n) => n !== 'audio', { message: '"audio" is reserved for the audio-only rendition' })
+    .describe('folder and playlist name, e.g. 720p'),
+  height: int(144, 2160)
+    .refine((h) => h % 2 === 0, { message: 'must be even (H.264 4:2:0 needs even sizes)' })
+    .describe('picture height; the width follows the source aspect ratio'),
+  videoBitrateKbps: int(50, 20000).describe('bitrate ceiling (maxrate) in kbit/s'),
+  crf: int(0, 51).default(26).describe('x264 quality target (lower is better); the bitrate ceiling caps it'),
+});
+
+export const configSchema = z
+  .strictObject({
+    agent: z
+      .strictObject({
+        id: safeName('agent.id').default(defaultAgentId()).describe('this PC in storage paths and heartbeats (default: the host name)'),
+        site: safeName('agent.site').default('demo-site').describe('the university or campus'),
+        room: safeName('agent.room').default('demo-room').describe('the classroom'),
+        dataDir: z.string().min(1).default('./lectern-data').describe('where the database, recordings and packages live (default under systemd: $STATE_DIRECTORY)'),
+      })
+      .prefault({})
+      .describe('who this agent is and where it keeps its data'),
+    log: z
+      .strictObject({
+        level: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('least severe level written to the journal'),
+      })
+      .prefault({})
+      .describe('logging'),
+    sources: z
+      .array(sourceSchema)
+      .min(1)
+      .prefault([{ kind: 'synthetic', name: 'presenter' }])
+      .superRefine((sources, ctx) => {
+        const seen = new Set<string>();
+        sources.forEach((s, i) => {
+          if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate source name "${s.name}"` });
+          seen.add(s.name);
+        });
+      })
+      .describe('the room\'s video sources; the first presenter source is packaged'),
+    capture: z
+      .strictObject({
+        segmentSeconds: int(2, 300).default(10).describe('length of each recorded segment in seconds'),
+        segmentFormat: z.enum(['mpegts', 'fmp4']).default('mpegts').describe('segment container; both survive a power cut up to the last packet'),
+        rtspTimeoutMs: int(1000, 60000).default(5000).describe('RTSP socket timeout; ffmpeg gives up about twice this long after a camera goes silent'),
+        stallTimeoutMs: int(3000, 600000).default(20000).describe('restart a source whose media stopped advancing for this long'),
+        stopQuitGraceMs: int(1000, 120000).default(8000).describe('after sending q, wait this long before SIGINT'),
+        stopInterruptGraceMs: int(1000, 120000).default(10000).describe('after SIGINT, wait this long before SIGKILL'),
+        minFreeDiskBytes: z.number().int().min(0).default(1_073_741_824).describe('refuse to start a recording with less free disk than this'),
+      })
+      .prefault({})
+      .describe('recording'),
+    transcode: z
+      .strictObject({
+        hlsSegmentSeconds: int(2, 10).default(4).describe('length of HLS segments; also the fixed GOP'),
+        renditions: z
+          .array(rendition)
+          .min(1)
+          .prefault([
+            { name: '720p', height: 720, videoBitrateKbps: 1200 },
+            { name: '360p', height: 360, videoBitrateKbps: 350 },
+          ])
+          .superRefine((list, ctx) => {
+            const names = new Set<string>();
+            const heights = new Set<number>();
+            list.forEach((r, i) => {
+              if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate rendition name "${r.name}"` });
+              if (heights.has(r.height)) ctx.addIssue({ code: 'custom', path: [i, 'height'], message: `duplicate rendition height ${r.height}` });
+              names.add(r.name);
+              heights.add(r.height);
+            });
+          })
+          .describe('the video ladder, highest first'),
+        audioBitrateKbps: int(24, 320).default(64).describe('bitrate of the audio (and of the audio-only rendition) in kbit/s'),
+        preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast').describe('x264 speed preset'),
+        niceness: int(0, 19).default(10).describe('CPU niceness of packaging, so capture always comes first'),
+      })
+      .prefault({})
+      .describe('the HLS package'),
+    storage: z
+      .strictObject({
+        kind: z.literal('file').default('file').describe('file: a local or mounted folder (S3 storage comes with the upload work)'),
+        root: z.string().min(1).optional().describe('the folder (default: <dataDir>/store)'),
+        prefix: z
+          .string()
+          .default('')
+          .refine((p) => p === '' || p.split('/').every(isSafeName), { message: "must be empty or safe names joined by '/', without a leading or trailing '/'" })
+          .describe('key prefix in the storage'),
+      })
+      .prefault({})
+      .describe('where finished lectures are published'),
+    queue: z
+      .strictObject({
+        leaseMs: int(5000, 3_600_000).default(60000).describe('how long a claimed job stays claimed without a heartbeat'),
+        maxAttempts: int(1, 1000).default(10).describe('attempts before a job goes to the dead letter'),
+        backoffBaseMs: int(100, 3_600_000).default(2000).describe('first retry delay; doubles on each failure'),
+        backoffCapMs: int(1000, 86_400_000).default(600000).describe('longest retry delay'),
+      })
+      .prefault({})
+      .describe('the durable job queue'),
+  })
+  .describe('lectern configuration');
+
+export type Config = z.output<typeof configSchema>;
+export type SourceConfig = Config['sources'][number];

@@ -1,0 +1,3 @@
+export { openDatabase, closeDatabase, integrityCheck } from './open.js';
+export type { Db, OpenDatabaseOptions } from './open.js';
+export { MIGRATIONS } from './migrations.js';

@@ -1,0 +1,335 @@
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { probeMedia } from '../ffmpeg/ffprobe.js';
+import { stopOrphans } from '../ffmpeg/orphans.js';
+import { AUDIO_RENDITION_NAME, buildHlsArgs, type HlsRendition } from '../ffmpeg/hlsArgs.js';
+import { runFfmpeg } from '../ffmpeg/run.js';
+import type { Logger } from '../log/logger.js';
+import { LecternError } from '../util/errors.js';
+import { hashFile } from '../util/hash.js';
+import {
+  MANIFEST_FILE_NAME,
+  MANIFEST_SCHEMA_VERSION,
+  serializeJson,
+  type LectureManifest,
+  type ManifestFile,
+  type ManifestGap,
+  type ManifestRendition,
+} from './manifest.js';
+import {
+  addAudioOnlyVariant,
+  buildConcatList,
+  FFMPEG_INIT_FILE,
+  parseMasterVariants,
+  playlistDurationSeconds,
+  rewriteInitReference,
+} from './playlists.js';
+
+/**
+ * Builds the HLS VOD package of one recording from its registered segments: a staging folder
+ * is filled, validated with ffprobe, described by lecture.json, and only then renamed into
+ * place. A crash at any point leaves either no package or a complete one; never half of one.
+ */
+
+export interface PackageSegment {
+  /** Absolute path of the recorded segment. */
+  path: string;
+  sha256: string;
+  bytes: number;
+  durationSeconds: number;
+  run: number;
+}
+
+export interface PackageRun {
+  run: number;
+  startedAtMs: number;
+  endedAtMs: number | null;
+  endReason: string | null;
+}
+
+export interface PackageInput {
+  lectureId: string;
+  agent: { id: string; version: string };
+  site: string;
+  room: string;
+  title: string;
+  course: string | null;
+  teacher: string | null;
+  startedAtMs: number;
+  endedAtMs: number;
+  source: { name: string; role: 'presenter' | 'presentation' };
+  segments: readonly PackageSegment[];
+  runs: readonly PackageRun[];
+}
+
+export interface PackagerSettings {
+  renditions: readonly HlsRendition[];
+  hlsSegmentSeconds: number;
+  audioBitrateKbps: number;
+  preset: string;
+  niceness: number;
+  probeTimeoutMs: number;
+  /** Allowed difference between recorded and packaged duration. */
+  durationToleranceSeconds: number;
+}
+
+export interface BuiltPackage {
+  dir: string;
+  manifest: LectureManifest;
+}
+
+export class Packager {
+  readonly #settings: PackagerSettings;
+  readonly #log: Logger;
+  readonly #now: () => number;
+
+  constructor(opts: { settings: PackagerSettings; logger: Logger; now?: () => number }) {
+    this.#settings = opts.settings;
+    this.#log = opts.logger.child({ scope: 'transcode' });
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Builds into `stagingDir`, then renames it to `finalDir`. If `finalDir` already holds a
+   * package with a readable manifest (a previous run finished but crashed before recording it),
+   * that package is returned as it is.
+   */
+  async build(input: PackageInput, dirs: { stagingDir: string; finalDir: string }, signal?: AbortSignal): Promise<BuiltPackage> {
+    const existing = await readExistingManifest(dirs.finalDir);
+    if (existing) {
+      this.#log.info(`package for ${input.lectureId} already built; reusing it`);
+      return { dir: dirs.finalDir, manifest: existing };
+    }
+    if (input.segments.length === 0) throw new LecternError('RECORDING_EMPTY', `recording ${input.lectureId} has no segments to package`);
+
+    const segments = await this.#verifiedSegments(input.segments);
+    const stagingDir = await this.#freshStagingDir(dirs.stagingDir);
+    const hlsDir = path.join(stagingDir, 'hls');
+    await mkdir(hlsDir, { recursive: true, mode: 0o755 });
+
+    const first = await probeMedia(segments[0]?.path ?? '', { timeoutMs: this.#settings.probeTimeoutMs });
+    const video = first.streams.find((s) => s.codecType === 'video');
+    if (!video) throw new LecternError('TRANSCODE_FAILED', `recording ${input.lectureId} has no video stream`);
+    const hasAudio = first.streams.some((s) => s.codecType === 'audio');
+    // A camera that reports 0 or absurd rates gets the lecture-friendly default.
+    const fps = video.frameRate && video.frameRate >= 1 && video.frameRate <= 60 ? Math.round(video.frameRate) : 25;
+    // Never upscale: a rung taller than the source is dropped (at least the lowest one stays).
+    const sourceHeight = video.height ?? Number.MAX_SAFE_INTEGER;
+    const fitting = this.#settings.renditions.filter((r) => r.height <= sourceHeight);
+    const renditions = fitting.length > 0 ? fitting : this.#settings.renditions.slice(-1);
+
+    const concatPath = path.join(stagingDir, 'source.ffconcat');
+    await writeFile(concatPath, buildConcatList(segments.map((s) => s.path)));
+    const recordedSeconds = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
+    const startedMs = this.#now();
+    await runFfmpeg({
+      args: buildHlsArgs({
+        concatListPath: concatPath,
+        hlsDir,
+        renditions,
+        hasAudio,
+        audioBitrateKbps: this.#settings.audioBitrateKbps,
+        segmentSeconds: this.#settings.hlsSegmentSeconds,
+        fps,
+        preset: this.#settings.preset,
+      }),
+      label: `package ${input.lectureId}`,
+      logger: this.#log,
+      // Packaging must never take CPU from a live capture on a small classroom PC.
+      niceness: this.#settings.niceness,
+      ...(signal ? { signal } : {}),
+    });
+    await rm(concatPath);
+    const encodeSeconds = (this.#now() - startedMs) / 1000;
+
+    await normaliseInitFiles(hlsDir);
+    const renditionInfo = await this.#validate(hlsDir, renditions, hasAudio, recordedSeconds);
+    const durationSeconds = renditionInfo[0]?.durationSeconds ?? recordedSeconds;
+    const files = await listPackageFiles(stagingDir);
+
+    const manifest: LectureManifest = {
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
+      lectureId: input.lectureId,
+      tier: 2,
+      agent: input.agent,
+      site: input.site,
+      room: input.room,
+      title: input.title,
+      course: input.course,
+      teacher: input.teacher,
+      startedAt: new Date(input.startedAtMs).toISOString(),
+      endedAt: new Date(input.endedAtMs).toISOString(),
+      durationSeconds: round3(durationSeconds),
+      source: { ...input.source, segments: segments.length, recordedSeconds: round3(recordedSeconds) },
+      master: 'hls/master.m3u8',
+      renditions: renditionInfo,
+      gaps: computeGaps(input.runs, segments),
+      markers: [],
+      alerts: [],
+      files,
+      createdAt: new Date(this.#now()).toISOString(),
+    };
+    await writeFile(path.join(stagingDir, MANIFEST_FILE_NAME), serializeJson(manifest), { mode: 0o644 });
+    await rm(dirs.finalDir, { recursive: true, force: true });
+    await rename(stagingDir, dirs.finalDir);
+    this.#log.info(`package for ${input.lectureId} built`, {
+      durationSeconds: manifest.durationSeconds,
+      renditions: renditionInfo.map((r) => r.name).join(','),
+      encodeSeconds: round3(encodeSeconds),
+      realTimeFactor: round3(recordedSeconds / Math.max(encodeSeconds, 0.001)),
+    });
+    return { dir: dirs.finalDir, manifest };
+  }
+
+  /**
+   * A staging folder of this attempt alone. An ffmpeg left encoding by a killed agent would
+   * otherwise keep writing segments into the folder a new attempt builds in; it is stopped, and
+   * whatever earlier attempts left is removed.
+   */
+  async #freshStagingDir(base: string): Promise<string> {
+    await stopOrphans(base, { logger: this.#log, graceMs: 5_000 });
+    const parent = path.dirname(base);
+    await mkdir(parent, { recursive: true, mode: 0o755 });
+    for (const entry of await readdir(parent)) {
+      if (entry.startsWith(path.basename(base))) await rm(path.join(parent, entry), { recursive: true, force: true });
+    }
+    const dir = `${base}-${process.pid}-${this.#now()}`;
+    await mkdir(dir, { mode: 0o755 });
+    return dir;
+  }
+
+  /** Every segment must still match the sha256 recorded when it closed; a damaged one is left out and logged. */
+  async #verifiedSegments(segments: readonly PackageSegment[]): Promise<PackageSegment[]> {
+    const ok: PackageSegment[] = [];
+    for (const seg of segments) {
+      try {
+        const { sha256 } = await hashFile(seg.path);
+        if (sha256 === seg.sha256) ok.push(seg);
+        else this.#log.error(`segment ${seg.path} changed on disk since it was recorded; leaving it out`);
+      } catch (err) {
+        this.#log.error(`segment ${seg.path} cannot be read; leaving it out`, { err });
+      }
+    }
+    if (ok.length === 0) throw new LecternError('RECORDING_EMPTY', 'no recorded segment is intact');
+    return ok;
+  }
+
+  async #validate(hlsDir: string, renditions: readonly HlsRendition[], hasAudio: boolean, recordedSeconds: number): Promise<ManifestRendition[]> {
+    const masterPath = path.join(hlsDir, 'master.m3u8');
+    let master = await readFile(masterPath, 'utf8');
+    const variants = parseMasterVariants(master);
+    const out: ManifestRendition[] = [];
+    for (const r of renditions) {
+      const playlist = `${r.name}/index.m3u8`;
+      const variant = variants.find((v) => v.uri === playlist);
+      const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
+      const stream = probe.streams.find((s) => s.codecType === 'video');
+      if (!variant || !stream) throw new LecternError('PACKAGE_INVALID', `rendition ${r.name} is missing from the master playlist or has no video`);
+      out.push({
+        name: r.name,
+        kind: 'video',
+        playlist: `hls/${playlist}`,
+        bandwidth: variant.bandwidth,
+        ...(variant.codecs ? { codecs: variant.codecs } : {}),
+        ...(stream.width !== undefined ? { width: stream.width } : {}),
+        ...(stream.height !== undefined ? { height: stream.height } : {}),
+        durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
+      });
+    }
+    if (hasAudio) {
+      const playlist = `${AUDIO_RENDITION_NAME}/index.m3u8`;
+      const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
+      if (!probe.streams.some((s) => s.codecType === 'audio')) throw new LecternError('PACKAGE_INVALID', 'the audio-only rendition has no audio');
+      // 10% over the nominal rate covers the fMP4 container overhead.
+      const bandwidth = Math.round(this.#settings.audioBitrateKbps * 1000 * 1.1);
+      master = addAudioOnlyVariant(master, { uri: playlist, bandwidthBitsPerSecond: bandwidth });
+      await writeFile(masterPath, master);
+      out.push({
+        name: AUDIO_RENDITION_NAME,
+        kind: 'audio',
+        playlist: `hls/${playlist}`,
+        bandwidth,
+        codecs: 'mp4a.40.2',
+        durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
+      });
+    }
+    return out;
+  }
+
+  async #checkDuration(hlsDir: string, playlist: string, probed: number | undefined, recordedSeconds: number): Promise<number> {
+    const listed = playlistDurationSeconds(await readFile(path.join(hlsDir, playlist), 'utf8'));
+    const duration = probed ?? listed;
+    if (Math.abs(duration - recordedSeconds) > this.#settings.durationToleranceSeconds) {
+      throw new LecternError(
+        'PACKAGE_INVALID',
+        `${playlist} lasts ${duration.toFixed(2)} s but ${recordedSeconds.toFixed(2)} s were recorded (tolerance ${this.#settings.durationToleranceSeconds} s)`,
+      );
+    }
+    return duration;
+  }
+}
+
+async function readExistingManifest(dir: string): Promise<LectureManifest | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, MANIFEST_FILE_NAME), 'utf8')) as LectureManifest;
+  } catch {
+    // Absent or unreadable: the package is (re)built from the segments, which are the truth.
+    return undefined;
+  }
+}
+
+/** `init_N.mp4` -> `init.mp4` in each rendition folder (the storage contract's name). */
+async function normaliseInitFiles(hlsDir: string): Promise<void> {
+  for (const entry of await readdir(hlsDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const dir = path.join(hlsDir, entry.name);
+    const init = (await readdir(dir)).find((f) => FFMPEG_INIT_FILE.test(f));
+    if (!init) continue;
+    await rename(path.join(dir, init), path.join(dir, 'init.mp4'));
+    const playlistPath = path.join(dir, 'index.m3u8');
+    await writeFile(playlistPath, rewriteInitReference(await readFile(playlistPath, 'utf8'), 'init.mp4'));
+  }
+}
+
+/** Every file under the package folder except the manifest, sorted, with bytes and sha256. */
+export async function listPackageFiles(dir: string): Promise<ManifestFile[]> {
+  const out: ManifestFile[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await walk(childRel);
+      else if (childRel !== MANIFEST_FILE_NAME) {
+        const { sha256, bytes } = await hashFile(path.join(dir, childRel));
+        out.push({ path: childRel, bytes, sha256 });
+      }
+    }
+  };
+  await walk('');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * Gaps between consecutive runs of the source: the camera (or the agent) was away from the end
+ * of one run to the start of the next. Their position is the media recorded before them.
+ */
+export function computeGaps(runs: readonly PackageRun[], segments: readonly PackageSegment[]): ManifestGap[] {
+  const gaps: ManifestGap[] = [];
+  const sorted = [...runs].sort((a, b) => a.run - b.run);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1];
+    const next = sorted[i];
+    if (!prev || !next) continue;
+    const prevEnd = prev.endedAtMs ?? prev.startedAtMs;
+    const atSeconds = segments.filter((s) => s.run < next.run).reduce((sum, s) => sum + s.durationSeconds, 0);
+    gaps.push({
+      atSeconds: round3(atSeconds),
+      durationSeconds: round3(Math.max(0, next.startedAtMs - prevEnd) / 1000),
+      reason: prev.endReason ?? 'unknown',
+    });
+  }
+  return gaps;
+}
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}

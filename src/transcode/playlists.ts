@@ -1,0 +1,69 @@
+/**
+ * Pure rewrites of the playlists ffmpeg writes, so the package matches the storage contract
+ * (DESIGN §3.1: `hls/{rendition}/init.mp4`) and offers an audio-only variant to players.
+ */
+
+/** ffmpeg names fMP4 init files init_0.mp4, init_1.mp4… when it writes several variants. */
+export const FFMPEG_INIT_FILE = /^init_\d+\.mp4$/;
+
+export function rewriteInitReference(mediaPlaylist: string, initFileName: string): string {
+  return mediaPlaylist.replace(/#EXT-X-MAP:URI="[^"]*"/g, `#EXT-X-MAP:URI="${initFileName}"`);
+}
+
+/**
+ * Adds a STREAM-INF for the audio-only rendition, so a learner on a 2G/3G link (or a player
+ * told to save data) can pick sound alone. AAC-LC is "mp4a.40.2".
+ */
+export function addAudioOnlyVariant(master: string, audio: { uri: string; bandwidthBitsPerSecond: number }): string {
+  const body = master.endsWith('\n') ? master : `${master}\n`;
+  if (body.includes(`\n${audio.uri}\n`)) return body;
+  return `${body}#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(audio.bandwidthBitsPerSecond)},CODECS="mp4a.40.2"\n${audio.uri}\n`;
+}
+
+export interface VariantInfo {
+  uri: string;
+  bandwidth: number;
+  resolution?: { width: number; height: number };
+  codecs?: string;
+}
+
+/** The variants listed in a master playlist, in order. */
+export function parseMasterVariants(master: string): VariantInfo[] {
+  const lines = master.split(/\r?\n/);
+  const out: VariantInfo[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (!line.startsWith('#EXT-X-STREAM-INF:')) continue;
+    const attrs = line.slice('#EXT-X-STREAM-INF:'.length);
+    const bandwidth = Number(/(?:^|,)BANDWIDTH=(\d+)/.exec(attrs)?.[1] ?? NaN);
+    const res = /RESOLUTION=(\d+)x(\d+)/.exec(attrs);
+    const codecs = /CODECS="([^"]*)"/.exec(attrs)?.[1];
+    let uri = '';
+    for (let j = i + 1; j < lines.length; j++) {
+      const next = (lines[j] ?? '').trim();
+      if (next === '' ) continue;
+      if (!next.startsWith('#')) uri = next;
+      break;
+    }
+    out.push({
+      uri,
+      bandwidth,
+      ...(res ? { resolution: { width: Number(res[1]), height: Number(res[2]) } } : {}),
+      ...(codecs !== undefined ? { codecs } : {}),
+    });
+  }
+  return out;
+}
+
+/** Sum of EXTINF durations of a media playlist. */
+export function playlistDurationSeconds(mediaPlaylist: string): number {
+  let total = 0;
+  for (const m of mediaPlaylist.matchAll(/#EXTINF:([\d.]+)/g)) total += Number(m[1]);
+  return total;
+}
+
+/** An ffconcat list of absolute segment paths (quoted per ffmpeg's concat demuxer rules). */
+export function buildConcatList(paths: readonly string[]): string {
+  const quote = (p: string): string => `'${p.replace(/'/g, `'\\''`)}'`;
+  return `ffconcat version 1.0\n${paths.map((p) => `file ${quote(p)}\n`).join('')}`;
+}

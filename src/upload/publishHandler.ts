@@ -1,0 +1,110 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobHandler } from '../queue/types.js';
+import { lecturePrefix, readyKey } from '../storage/keys.js';
+import type { Store } from '../storage/store.js';
+import { MANIFEST_FILE_NAME, parseManifest, serializeJson, type ReadyPointer } from '../transcode/manifest.js';
+import { LecternError } from '../util/errors.js';
+import { failpointDelayMs } from '../util/failpoints.js';
+import { sha256Hex } from '../util/hash.js';
+import { sleep } from '../util/sleep.js';
+import { ULID_PATTERN } from '../util/ulid.js';
+import { publishPackage } from './publish.js';
+
+/**
+ * The `publish` job: a built package -> the store, in the order of the publish protocol
+ * (media, playlists, lecture.json, ready pointer). Re-running it after a crash re-sends only
+ * what the store does not already hold with the same sha256.
+ */
+
+export const PUBLISH_JOB = 'publish';
+
+export interface PublishPayload {
+  lectureId: string;
+}
+
+export interface PublishHandlerDeps {
+  store: Store;
+  storePrefix: string;
+  packageDir(lectureId: string): string;
+}
+
+export interface PublishJobResult {
+  lecturePrefix: string;
+  readyKey: string;
+  uploadedFiles: number;
+  skippedFiles: number;
+  uploadedBytes: number;
+}
+
+export function parsePublishPayload(payload: unknown): PublishPayload {
+  const p = payload as Partial<PublishPayload> | null;
+  if (!p || typeof p.lectureId !== 'string' || !ULID_PATTERN.test(p.lectureId)) {
+    throw new LecternError('INTERNAL', `publish job payload is malformed: ${JSON.stringify(payload)}`);
+  }
+  return { lectureId: p.lectureId };
+}
+
+export function createPublishHandler(deps: PublishHandlerDeps): JobHandler<PublishPayload> {
+  return {
+    kind: PUBLISH_JOB,
+    parse: parsePublishPayload,
+    async run({ lectureId }, ctx) {
+      const dir = deps.packageDir(lectureId);
+      let manifestJson: string;
+      try {
+        manifestJson = await readFile(path.join(dir, MANIFEST_FILE_NAME), 'utf8');
+      } catch (err) {
+        throw new LecternError('PACKAGE_INVALID', `the package of lecture ${lectureId} has no readable lecture.json`, { cause: err });
+      }
+      const manifest = parseManifest(manifestJson);
+      const startedAtMs = Date.parse(manifest.startedAt);
+      const prefix = lecturePrefix({ prefix: deps.storePrefix, site: manifest.site, room: manifest.room, startedAtMs, lectureId });
+      const pointerKey = readyKey({ prefix: deps.storePrefix, startedAtMs, lectureId });
+      const pointer: ReadyPointer = {
+        schemaVersion: manifest.schemaVersion,
+        lectureId,
+        manifestKey: `${prefix}${MANIFEST_FILE_NAME}`,
+        manifestSha256: sha256Hex(manifestJson),
+        site: manifest.site,
+        room: manifest.room,
+        title: manifest.title,
+        startedAt: manifest.startedAt,
+        durationSeconds: manifest.durationSeconds,
+        tier: manifest.tier,
+        packagedAt: manifest.createdAt,
+      };
+      const result = await publishPackage({
+        store: withFailpoint(deps.store),
+        logger: ctx.logger,
+        packageDir: dir,
+        files: manifest.files,
+        lecturePrefix: prefix,
+        manifestJson,
+        readyKey: pointerKey,
+        readyJson: serializeJson(pointer),
+        signal: ctx.signal,
+      });
+      const out: PublishJobResult = { lecturePrefix: prefix, readyKey: pointerKey, ...result };
+      return { type: 'done', result: out };
+    },
+  };
+}
+
+/** Under the `publish.file` failpoint every file upload is delayed, so crash tests can land between two files. */
+function withFailpoint(store: Store): Store {
+  const delayMs = failpointDelayMs('publish.file');
+  if (delayMs === 0) return store;
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'putFile') {
+        return async (...args: Parameters<Store['putFile']>) => {
+          await sleep(delayMs);
+          return target.putFile(...args);
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

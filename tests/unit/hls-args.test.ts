@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { buildHlsArgs, type HlsPackageSpec } from '../../src/ffmpeg/hlsArgs.js';
+
+const spec: HlsPackageSpec = {
+  concatListPath: '/p/source.ffconcat',
+  hlsDir: '/p/hls',
+  renditions: [
+    { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 },
+    { name: '360p', height: 360, videoBitrateKbps: 350, crf: 28 },
+  ],
+  hasAudio: true,
+  audioBitrateKbps: 64,
+  segmentSeconds: 4,
+  fps: 25,
+  preset: 'veryfast',
+};
+
+function valueAfter(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+describe('buildHlsArgs', () => {
+  it('scales one decode into every rung with a fixed GOP equal to one segment', () => {
+    const args = buildHlsArgs(spec);
+    expect(valueAfter(args, '-filter_complex')).toBe('[0:v]split=2[s0][s1];[s0]scale=-2:720[v0];[s1]scale=-2:360[v1]');
+    expect(valueAfter(args, '-g')).toBe('100');
+    expect(valueAfter(args, '-keyint_min')).toBe('100');
+    expect(valueAfter(args, '-sc_threshold')).toBe('0');
+    expect(valueAfter(args, '-r')).toBe('25');
+  });
+
+  it('caps each rung: CRF with maxrate, bufsize twice the rate, and a nominal bitrate for BANDWIDTH', () => {
+    const args = buildHlsArgs(spec);
+    expect(valueAfter(args, '-crf:v:1')).toBe('28');
+    expect(valueAfter(args, '-maxrate:v:0')).toBe('1200k');
+    expect(valueAfter(args, '-bufsize:v:1')).toBe('700k');
+    expect(valueAfter(args, '-b:v:1')).toBe('350k');
+  });
+
+  it('writes fMP4 VOD playlists with an audio-only rendition in a shared group', () => {
+    const args = buildHlsArgs(spec);
+    expect(valueAfter(args, '-hls_segment_type')).toBe('fmp4');
+    expect(valueAfter(args, '-hls_playlist_type')).toBe('vod');
+    expect(valueAfter(args, '-var_stream_map')).toBe('v:0,agroup:aud,name:720p v:1,agroup:aud,name:360p a:0,agroup:aud,name:audio,default:yes');
+    expect(valueAfter(args, '-b:a')).toBe('64k');
+    expect(valueAfter(args, '-hls_segment_filename')).toBe('/p/hls/%v/seg_%05d.m4s');
+    expect(args.at(-1)).toBe('/p/hls/%v/index.m3u8');
+  });
+
+  it('leaves audio out entirely for a source without sound', () => {
+    const args = buildHlsArgs({ ...spec, hasAudio: false });
+    expect(args).not.toContain('-c:a');
+    expect(valueAfter(args, '-var_stream_map')).toBe('v:0,name:720p v:1,name:360p');
+  });
+});

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { parseSegmentList } from '../../src/capture/segmentList.js';
+import { computeGaps } from '../../src/transcode/packager.js';
+
+describe('parseSegmentList', () => {
+  it('returns complete lines only; a line still being written is not a segment yet', () => {
+    const text = 'seg_00000.ts,0.000000,6.021333\nseg_00001.ts,6.021333,10.021333\nseg_00002.ts,10.02';
+    expect(parseSegmentList(text)).toEqual([
+      { index: 0, fileName: 'seg_00000.ts', startSeconds: 0, endSeconds: 6.021333 },
+      { index: 1, fileName: 'seg_00001.ts', startSeconds: 6.021333, endSeconds: 10.021333 },
+    ]);
+  });
+
+  it('skips malformed lines without shifting later segments onto wrong numbers', () => {
+    const entries = parseSegmentList('seg_00000.ts,0,4\ngarbage\nseg_00001.ts,4,8\n');
+    expect(entries.map((e) => e.fileName)).toEqual(['seg_00000.ts', 'seg_00001.ts']);
+  });
+});
+
+describe('computeGaps', () => {
+  it('places each gap after the media of the runs before it and measures it by wall clock', () => {
+    const runs = [
+      { run: 1, startedAtMs: 0, endedAtMs: 20_000, endReason: 'ffmpeg exited with code 0' },
+      { run: 2, startedAtMs: 31_500, endedAtMs: 60_000, endReason: 'stopped' },
+    ];
+    const segments = [
+      { path: 'a', sha256: '', bytes: 1, durationSeconds: 10, run: 1 },
+      { path: 'b', sha256: '', bytes: 1, durationSeconds: 9.5, run: 1 },
+      { path: 'c', sha256: '', bytes: 1, durationSeconds: 10, run: 2 },
+    ];
+    expect(computeGaps(runs, segments)).toEqual([{ atSeconds: 19.5, durationSeconds: 11.5, reason: 'ffmpeg exited with code 0' }]);
+  });
+
+  it('reports no gap for a single run', () => {
+    expect(computeGaps([{ run: 1, startedAtMs: 0, endedAtMs: 5, endReason: 'stopped' }], [])).toEqual([]);
+  });
+});
