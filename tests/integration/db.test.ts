@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeDatabase, integrityCheck, MIGRATIONS, openDatabase, type Db } from '../../src/db/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { isLecternError, LecternError } from '../../src/util/errors.js';
+import type { LecternError } from '../../src/util/errors.js';
+import { isLecternError } from '../../src/util/errors.js';
 
 let dir: string;
 const open: Db[] = [];
