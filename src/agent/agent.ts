@@ -45,6 +45,8 @@ export interface AgentParts {
 // Packaged duration may differ from the recorded one by up to half a second (the acceptance bound).
 const DURATION_TOLERANCE_SECONDS = 0.5;
 const PROBE_TIMEOUT_MS = 30_000;
+// One seek-bar thumbnail every 10 s: a 90-minute lecture gets 540 tiles in 22 small sprites.
+const THUMBNAIL_INTERVAL_SECONDS = 10;
 
 export class Agent {
   readonly #o: AgentOptions;
@@ -98,6 +100,7 @@ export class Agent {
             niceness: config.transcode.niceness,
             probeTimeoutMs: PROBE_TIMEOUT_MS,
             durationToleranceSeconds: DURATION_TOLERANCE_SECONDS,
+            thumbnailIntervalSeconds: THUMBNAIL_INTERVAL_SECONDS,
           },
           logger,
         }),

@@ -33,6 +33,24 @@ export interface ManifestGap {
   reason: string;
 }
 
+export interface ManifestLoudness {
+  targetLufs: number;
+  /** linear: one gain for the whole lecture; dynamic: loudnorm had to compress to respect the peak limit; none: silent or unmeasurable. */
+  normalization: 'linear' | 'dynamic' | 'none';
+  inputIntegratedLufs: number | null;
+  inputTruePeakDbtp: number | null;
+  inputLra: number | null;
+}
+
+export interface ManifestThumbnails {
+  /** WebVTT mapping times to sprite tiles. */
+  vtt: string;
+  intervalSeconds: number;
+  width: number;
+  height: number;
+  sprites: string[];
+}
+
 export interface LectureManifest {
   schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
   lectureId: string;
@@ -51,6 +69,10 @@ export interface LectureManifest {
   master: string;
   renditions: ManifestRendition[];
   gaps: ManifestGap[];
+  /** Loudness normalisation of the audio; null when the recording has no audio. */
+  loudness: ManifestLoudness | null;
+  poster: string | null;
+  thumbnails: ManifestThumbnails | null;
   markers: Array<{ atSeconds: number; title: string }>;
   alerts: Array<{ kind: string; startedAt: string; endedAt: string | null; message: string }>;
   files: ManifestFile[];

@@ -2,7 +2,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { probeMedia } from '../ffmpeg/ffprobe.js';
 import { stopOrphans } from '../ffmpeg/orphans.js';
-import { AUDIO_RENDITION_NAME, buildHlsArgs, type HlsRendition } from '../ffmpeg/hlsArgs.js';
+import { AUDIO_RENDITION_NAME, buildHlsArgs, type HlsRendition, type ThumbnailSpec } from '../ffmpeg/hlsArgs.js';
+import { buildLoudnessMeasureArgs, LOUDNESS_TARGET, loudnormSecondPassFilter, parseLoudnormOutput } from '../ffmpeg/loudnessArgs.js';
 import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
 import { LecternError } from '../util/errors.js';
@@ -14,7 +15,9 @@ import {
   type LectureManifest,
   type ManifestFile,
   type ManifestGap,
+  type ManifestLoudness,
   type ManifestRendition,
+  type ManifestThumbnails,
 } from './manifest.js';
 import {
   addAudioOnlyVariant,
@@ -24,6 +27,7 @@ import {
   playlistDurationSeconds,
   rewriteInitReference,
 } from './playlists.js';
+import { buildThumbnailsVtt, thumbnailSize } from './thumbnails.js';
 
 /**
  * Builds the HLS VOD package of one recording from its registered segments: a staging folder
@@ -71,7 +75,16 @@ export interface PackagerSettings {
   probeTimeoutMs: number;
   /** Allowed difference between recorded and packaged duration. */
   durationToleranceSeconds: number;
+  /** One seek-bar thumbnail per this many seconds. */
+  thumbnailIntervalSeconds: number;
 }
+
+// 5x5 sheets of 160 px wide tiles: about 30 KiB a sheet, four minutes of lecture each at 10 s.
+const THUMB_COLUMNS = 5;
+const THUMB_ROWS = 5;
+const THUMB_WIDTH = 160;
+// Silence measures around -70 LUFS or lower; amplifying it would only raise the noise floor.
+const SILENCE_LUFS = -60;
 
 export interface BuiltPackage {
   dir: string;
@@ -122,6 +135,15 @@ export class Packager {
     await writeFile(concatPath, buildConcatList(segments.map((s) => s.path)));
     const recordedSeconds = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
     const startedMs = this.#now();
+    const loudness = hasAudio ? await this.#measureLoudness(concatPath, input.lectureId, signal) : null;
+    const thumbs: ThumbnailSpec = {
+      intervalSeconds: this.#settings.thumbnailIntervalSeconds,
+      ...thumbnailSize(video.width ?? 16, video.height ?? 9, THUMB_WIDTH),
+      columns: THUMB_COLUMNS,
+      rows: THUMB_ROWS,
+      pattern: path.join(stagingDir, 'thumbs', 'sprite_%03d.jpg'),
+    };
+    await mkdir(path.join(stagingDir, 'thumbs'), { mode: 0o755 });
     await runFfmpeg({
       args: buildHlsArgs({
         concatListPath: concatPath,
@@ -132,6 +154,10 @@ export class Packager {
         segmentSeconds: this.#settings.hlsSegmentSeconds,
         fps,
         preset: this.#settings.preset,
+        ...(loudness?.filter ? { audioFilter: loudness.filter } : {}),
+        thumbnails: thumbs,
+        // A tenth into the lecture (at most 30 s): past the blank seconds before the teacher starts.
+        poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
       }),
       label: `package ${input.lectureId}`,
       logger: this.#log,
@@ -143,6 +169,7 @@ export class Packager {
     const encodeSeconds = (this.#now() - startedMs) / 1000;
 
     await normaliseInitFiles(hlsDir);
+    const thumbnails = await writeThumbnailsVtt(stagingDir, thumbs, recordedSeconds);
     const renditionInfo = await this.#validate(hlsDir, renditions, hasAudio, recordedSeconds);
     const durationSeconds = renditionInfo[0]?.durationSeconds ?? recordedSeconds;
     const files = await listPackageFiles(stagingDir);
@@ -164,6 +191,9 @@ export class Packager {
       master: 'hls/master.m3u8',
       renditions: renditionInfo,
       gaps: computeGaps(input.runs, segments),
+      loudness: loudness?.manifest ?? null,
+      poster: 'poster.jpg',
+      thumbnails,
       markers: [],
       alerts: [],
       files,
@@ -179,6 +209,33 @@ export class Packager {
       realTimeFactor: round3(recordedSeconds / Math.max(encodeSeconds, 0.001)),
     });
     return { dir: dirs.finalDir, manifest };
+  }
+
+  /**
+   * Pass one of the loudness normalisation: measure the whole recording's audio. Pass two is a
+   * linear gain inside the package encode, so speech ends at -16 LUFS whether the room's mic was
+   * quiet or loud, without pumping.
+   */
+  async #measureLoudness(concatPath: string, lectureId: string, signal?: AbortSignal): Promise<{ filter?: string; manifest: ManifestLoudness }> {
+    const exit = await runFfmpeg({
+      args: buildLoudnessMeasureArgs(concatPath),
+      label: `loudness ${lectureId}`,
+      logger: this.#log,
+      niceness: this.#settings.niceness,
+      ...(signal ? { signal } : {}),
+    });
+    const m = parseLoudnormOutput(exit.stderrTail);
+    const target = LOUDNESS_TARGET.integratedLufs;
+    if (!m || m.inputIntegratedLufs < SILENCE_LUFS) {
+      this.#log.warn(`lecture ${lectureId}: the audio is silent or could not be measured; it is packaged without loudness normalisation`);
+      return { manifest: { targetLufs: target, normalization: 'none', inputIntegratedLufs: m?.inputIntegratedLufs ?? null, inputTruePeakDbtp: m?.inputTruePeakDbtp ?? null, inputLra: m?.inputLra ?? null } };
+    }
+    // loudnorm keeps a linear gain only if it does not push the true peak over the limit; else it compresses.
+    const linear = m.inputTruePeakDbtp + (target - m.inputIntegratedLufs) <= LOUDNESS_TARGET.truePeakDbtp;
+    return {
+      filter: loudnormSecondPassFilter(m),
+      manifest: { targetLufs: target, normalization: linear ? 'linear' : 'dynamic', inputIntegratedLufs: m.inputIntegratedLufs, inputTruePeakDbtp: m.inputTruePeakDbtp, inputLra: m.inputLra },
+    };
   }
 
   /**
@@ -267,6 +324,14 @@ export class Packager {
     }
     return duration;
   }
+}
+
+/** Writes thumbs/thumbs.vtt for the sprites ffmpeg wrote. */
+async function writeThumbnailsVtt(stagingDir: string, spec: ThumbnailSpec, durationSeconds: number): Promise<ManifestThumbnails> {
+  const sprites = (await readdir(path.join(stagingDir, 'thumbs'))).filter((f) => /^sprite_\d{3}\.jpg$/.test(f)).sort();
+  const vtt = buildThumbnailsVtt({ durationSeconds, spec, spriteName: (sheet) => sprites[sheet - 1] ?? sprites.at(-1) ?? 'sprite_001.jpg' });
+  await writeFile(path.join(stagingDir, 'thumbs', 'thumbs.vtt'), vtt, { mode: 0o644 });
+  return { vtt: 'thumbs/thumbs.vtt', intervalSeconds: spec.intervalSeconds, width: spec.width, height: spec.height, sprites: sprites.map((f) => `thumbs/${f}`) };
 }
 
 async function readExistingManifest(dir: string): Promise<LectureManifest | undefined> {

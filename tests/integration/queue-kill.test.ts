@@ -259,22 +259,27 @@ describe('queue under SIGKILL', () => {
 
   it('gives each job to exactly one of two processes claiming at the same time', async () => {
     const total = 2_000;
-    const dbFile = path.join(dir, 'race.db');
-    const db = openDatabase(dbFile, { logger: silentLogger });
-    const queue = new JobQueue({ db, logger: silentLogger });
-    db.transaction(() => {
-      for (let i = 0; i < total; i++) queue.enqueue('race', { i }, { key: String(i) });
-    })();
-    closeDatabase(db);
+    // On a busy 2-core machine one process can drain the queue before the other gets the CPU;
+    // such a round proves nothing about contention, so it is run again (at most 5 rounds).
+    let dbFile = '';
+    let first: number[] = [];
+    let second: number[] = [];
+    for (let round = 0; round < 5 && (first.length === 0 || second.length === 0); round++) {
+      dbFile = path.join(dir, `race-${round}.db`);
+      const db = openDatabase(dbFile, { logger: silentLogger });
+      const queue = new JobQueue({ db, logger: silentLogger });
+      db.transaction(() => {
+        for (let i = 0; i < total; i++) queue.enqueue('race', { i }, { key: String(i) });
+      })();
+      closeDatabase(db);
 
-    const racers = [startChild(['claim', dbFile, 'p1']), startChild(['claim', dbFile, 'p2'])];
-    await Promise.all(racers.map((r) => r.ready));
-    for (const racer of racers) racer.proc.stdin!.write('go\n');
-    const exits = await Promise.all(racers.map((r) => r.exited));
-    for (const exit of exits) expect(exit, exit.stderr).toMatchObject({ code: 0 });
-
-    const claimedBy = racers.map((r) => r.acks.filter((a) => a.op === 'claim').map((a) => a.id));
-    const [first = [], second = []] = claimedBy;
+      const racers = [startChild(['claim', dbFile, 'p1']), startChild(['claim', dbFile, 'p2'])];
+      await Promise.all(racers.map((r) => r.ready));
+      for (const racer of racers) racer.proc.stdin!.write('go\n');
+      const exits = await Promise.all(racers.map((r) => r.exited));
+      for (const exit of exits) expect(exit, exit.stderr).toMatchObject({ code: 0 });
+      [first = [], second = []] = racers.map((r) => r.acks.filter((a) => a.op === 'claim').map((a) => a.id));
+    }
     expect(first.length).toBeGreaterThan(0);
     expect(second.length).toBeGreaterThan(0);
     const firstSet = new Set(first);

@@ -1,0 +1,148 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseSegmentList } from '../../src/capture/segmentList.js';
+import { probeMedia } from '../../src/ffmpeg/ffprobe.js';
+import { runFfmpeg } from '../../src/ffmpeg/run.js';
+import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
+import { Packager, type PackageSegment } from '../../src/transcode/packager.js';
+import { hashFile } from '../../src/util/hash.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+
+// Real ffmpeg end to end: recorded-like MPEG-TS segments in, an HLS package with loudness
+// normalisation, poster and thumbnails out, measured with ffmpeg's own EBU R128 meter.
+
+const tmp = makeTmpDir();
+afterAll(() => tmp.cleanup());
+
+/** Segments like capture writes them: 4 s MPEG-TS with a segment list, the tone at `volumeDb`. */
+async function recordSegments(name: string, seconds: number, volumeDb: number): Promise<PackageSegment[]> {
+  const dir = path.join(tmp.dir, name);
+  mkdirSync(dir);
+  await runFfmpeg({
+    label: 'make segments',
+    logger: silentLogger,
+    args: [
+      '-hide_banner', '-loglevel', 'error', '-progress', 'pipe:1',
+      '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
+      '-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=48000:duration=${seconds}`,
+      '-af', `volume=${volumeDb}dB`,
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-c:a', 'aac', '-b:a', '96k',
+      '-f', 'segment', '-segment_time', '4', '-reset_timestamps', '1', '-segment_format', 'mpegts',
+      '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
+    ],
+  });
+  const entries = parseSegmentList(readFileSync(`${dir}/segments.csv`, 'utf8'));
+  return Promise.all(
+    entries.map(async (e) => {
+      const file = path.join(dir, e.fileName);
+      const { sha256, bytes } = await hashFile(file);
+      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run: 1 };
+    }),
+  );
+}
+
+async function integratedLufs(file: string): Promise<number> {
+  const exit = await runFfmpeg({
+    label: 'ebur128',
+    logger: silentLogger,
+    stderrRingLines: 400,
+    args: ['-hide_banner', '-nostats', '-loglevel', 'info', '-progress', 'pipe:1', '-i', file, '-vn', '-af', 'ebur128', '-f', 'null', '-'],
+  });
+  // The summary at the end: "Integrated loudness:" then "I:         -16.0 LUFS".
+  const summary = exit.stderrTail.slice(exit.stderrTail.findIndex((l) => l.includes('Integrated loudness')));
+  const line = summary.find((l) => /^\s*I:\s+-?[\d.]+ LUFS/.test(l));
+  if (!line) throw new Error(`no integrated loudness in ebur128 output:\n${exit.stderrTail.slice(-15).join('\n')}`);
+  return Number(/(-?[\d.]+) LUFS/.exec(line)?.[1]);
+}
+
+function packager() {
+  const { logger, lines } = createMemoryLogger('info');
+  return {
+    lines,
+    packager: new Packager({
+      logger,
+      settings: {
+        renditions: [
+          { name: '240p', height: 240, videoBitrateKbps: 300, crf: 28 },
+          { name: '144p', height: 144, videoBitrateKbps: 120, crf: 30 },
+        ],
+        hlsSegmentSeconds: 4,
+        audioBitrateKbps: 64,
+        preset: 'veryfast',
+        niceness: 10,
+        probeTimeoutMs: 30_000,
+        durationToleranceSeconds: 0.5,
+        thumbnailIntervalSeconds: 2,
+      },
+    }),
+  };
+}
+
+const baseInput = {
+  agent: { id: 'test', version: '0' },
+  site: 'site',
+  room: 'room',
+  title: 'Loudness',
+  course: null,
+  teacher: null,
+  startedAtMs: Date.UTC(2026, 10, 28, 9),
+  endedAtMs: Date.UTC(2026, 10, 28, 9, 1),
+  source: { name: 'presenter', role: 'presenter' as const },
+  runs: [{ run: 1, startedAtMs: 0, endedAtMs: 20_000, endReason: 'stopped' }],
+};
+
+describe('Packager', () => {
+  for (const [label, volumeDb, id] of [
+    ['a quiet microphone', -24, '01JQUIET0000000000000000AA'],
+    ['a loud microphone', 14, '01JLOUD00000000000000000AA'],
+  ] as const) {
+    it(`brings ${label} to -16 LUFS (±1) with one linear gain`, async () => {
+      const segments = await recordSegments(id, 20, volumeDb);
+      const { packager: p } = packager();
+      const out = path.join(tmp.dir, `pkg-${id}`);
+      const built = await p.build({ ...baseInput, lectureId: id, segments }, { stagingDir: `${out}.building`, finalDir: out });
+      expect(built.manifest.loudness?.normalization).toBe('linear');
+      // The inputs really are far from the target on either side, so the gain did the work.
+      const input = built.manifest.loudness?.inputIntegratedLufs ?? 0;
+      if (volumeDb < 0) expect(input).toBeLessThan(-30);
+      else expect(input).toBeGreaterThan(-12);
+      const measured = await integratedLufs(path.join(out, 'hls/audio/index.m3u8'));
+      expect(Math.abs(measured - -16)).toBeLessThanOrEqual(1);
+      // The 240p rendition carries the same normalised audio group, and lasts as long as the recording.
+      const probe = await probeMedia(path.join(out, 'hls/240p/index.m3u8'), { timeoutMs: 30_000 });
+      expect(Math.abs((probe.durationSeconds ?? 0) - 20)).toBeLessThanOrEqual(0.5);
+    });
+  }
+
+  it('writes a poster and seek-bar thumbnails that the manifest lists and a VTT track maps', async () => {
+    const id = '01JTHUMBS000000000000000AA';
+    const segments = await recordSegments(id, 12, 0);
+    const out = path.join(tmp.dir, `pkg-${id}`);
+    const { manifest } = await packager().packager.build({ ...baseInput, lectureId: id, segments }, { stagingDir: `${out}.building`, finalDir: out });
+    expect(manifest.poster).toBe('poster.jpg');
+    const poster = await probeMedia(path.join(out, 'poster.jpg'), { timeoutMs: 10_000 });
+    expect(poster.streams[0]?.codecName).toBe('mjpeg');
+    expect(poster.streams[0]?.height).toBe(240);
+
+    // 12 s at one thumbnail per 2 s = 6 tiles on one 5x5 sheet of 160x120 tiles.
+    expect(manifest.thumbnails).toEqual({ vtt: 'thumbs/thumbs.vtt', intervalSeconds: 2, width: 160, height: 120, sprites: ['thumbs/sprite_001.jpg'] });
+    const sheet = await probeMedia(path.join(out, 'thumbs/sprite_001.jpg'), { timeoutMs: 10_000 });
+    expect([sheet.streams[0]?.width, sheet.streams[0]?.height]).toEqual([800, 600]);
+    const vtt = readFileSync(path.join(out, 'thumbs/thumbs.vtt'), 'utf8');
+    expect(vtt.startsWith('WEBVTT\n')).toBe(true);
+    expect(vtt).toContain('00:00:00.000 --> 00:00:02.000\nsprite_001.jpg#xywh=0,0,160,120');
+    expect(vtt).toContain('00:00:10.000 --> 00:00:12.000\nsprite_001.jpg#xywh=0,120,160,120');
+    for (const f of ['poster.jpg', 'thumbs/thumbs.vtt', 'thumbs/sprite_001.jpg']) expect(manifest.files.map((x) => x.path)).toContain(f);
+  });
+
+  it('packages a silent recording without amplifying it, and says so', async () => {
+    const id = '01JSILENT000000000000000AA';
+    const segments = await recordSegments(id, 8, -200);
+    const out = path.join(tmp.dir, `pkg-${id}`);
+    const { packager: p, lines } = packager();
+    const { manifest } = await p.build({ ...baseInput, lectureId: id, segments, runs: [] }, { stagingDir: `${out}.building`, finalDir: out });
+    expect(manifest.loudness?.normalization).toBe('none');
+    expect(lines.some((l) => l.includes('silent or could not be measured'))).toBe(true);
+  });
+});
