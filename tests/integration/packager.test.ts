@@ -1,12 +1,11 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseSegmentList } from '../../src/capture/segmentList.js';
 import { probeMedia } from '../../src/ffmpeg/ffprobe.js';
 import { runFfmpeg } from '../../src/ffmpeg/run.js';
 import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
 import { Packager, type PackageSegment } from '../../src/transcode/packager.js';
-import { hashFile } from '../../src/util/hash.js';
+import { recordSegments as recordMedia } from '../helpers/media.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
 // Real ffmpeg end to end: recorded-like MPEG-TS segments in, an HLS package with loudness
@@ -15,31 +14,8 @@ import { makeTmpDir } from '../helpers/tmp.js';
 const tmp = makeTmpDir();
 afterAll(() => tmp.cleanup());
 
-/** Segments like capture writes them: 4 s MPEG-TS with a segment list, the tone at `volumeDb`. */
-async function recordSegments(name: string, seconds: number, volumeDb: number): Promise<PackageSegment[]> {
-  const dir = path.join(tmp.dir, name);
-  mkdirSync(dir);
-  await runFfmpeg({
-    label: 'make segments',
-    logger: silentLogger,
-    args: [
-      '-hide_banner', '-loglevel', 'error', '-progress', 'pipe:1',
-      '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
-      '-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=48000:duration=${seconds}`,
-      '-af', `volume=${volumeDb}dB`,
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-c:a', 'aac', '-b:a', '96k',
-      '-f', 'segment', '-segment_time', '4', '-reset_timestamps', '1', '-segment_format', 'mpegts',
-      '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
-    ],
-  });
-  const entries = parseSegmentList(readFileSync(`${dir}/segments.csv`, 'utf8'));
-  return Promise.all(
-    entries.map(async (e) => {
-      const file = path.join(dir, e.fileName);
-      const { sha256, bytes } = await hashFile(file);
-      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run: 1 };
-    }),
-  );
+function recordSegments(name: string, seconds: number, volumeDb: number): Promise<PackageSegment[]> {
+  return recordMedia(path.join(tmp.dir, name), { seconds, volumeDb });
 }
 
 async function integratedLufs(file: string): Promise<number> {

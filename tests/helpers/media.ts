@@ -1,0 +1,37 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseSegmentList } from '../../src/capture/segmentList.js';
+import { runFfmpeg } from '../../src/ffmpeg/run.js';
+import { silentLogger } from '../../src/log/logger.js';
+import type { PackageSegment } from '../../src/transcode/packager.js';
+import { hashFile } from '../../src/util/hash.js';
+
+/**
+ * Writes segments the way capture does (4 s MPEG-TS with a segment list) from a synthetic
+ * source, with the test tone at `volumeDb`, and returns them as the packager takes them.
+ */
+export async function recordSegments(dir: string, opts: { seconds: number; volumeDb?: number; width?: number; height?: number }): Promise<PackageSegment[]> {
+  mkdirSync(dir, { recursive: true });
+  const size = `${opts.width ?? 320}x${opts.height ?? 240}`;
+  await runFfmpeg({
+    label: 'make segments',
+    logger: silentLogger,
+    args: [
+      '-hide_banner', '-loglevel', 'error', '-progress', 'pipe:1',
+      '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=25:duration=${opts.seconds}`,
+      '-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=48000:duration=${opts.seconds}`,
+      '-af', `volume=${opts.volumeDb ?? 0}dB`,
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-c:a', 'aac', '-b:a', '96k',
+      '-f', 'segment', '-segment_time', '4', '-reset_timestamps', '1', '-segment_format', 'mpegts',
+      '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
+    ],
+  });
+  const entries = parseSegmentList(readFileSync(`${dir}/segments.csv`, 'utf8'));
+  return Promise.all(
+    entries.map(async (e) => {
+      const file = path.join(dir, e.fileName);
+      const { sha256, bytes } = await hashFile(file);
+      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run: 1 };
+    }),
+  );
+}
