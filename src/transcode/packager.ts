@@ -2,8 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { probeMedia } from '../ffmpeg/ffprobe.js';
 import { stopOrphans } from '../ffmpeg/orphans.js';
-import { AUDIO_RENDITION_NAME, buildHlsArgs, type HlsRendition, type ThumbnailSpec } from '../ffmpeg/hlsArgs.js';
-import { buildLoudnessMeasureArgs, LOUDNESS_TARGET, loudnormSecondPassFilter, parseLoudnormOutput } from '../ffmpeg/loudnessArgs.js';
+import { AUDIO_RENDITION_NAME, buildHlsAudioArgs, buildHlsVideoArgs, type HlsRendition, type ThumbnailSpec } from '../ffmpeg/hlsArgs.js';
 import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
 import { LecternError } from '../util/errors.js';
@@ -15,18 +14,12 @@ import {
   type LectureManifest,
   type ManifestFile,
   type ManifestGap,
-  type ManifestLoudness,
   type ManifestRendition,
   type ManifestThumbnails,
 } from './manifest.js';
-import {
-  addAudioOnlyVariant,
-  buildConcatList,
-  FFMPEG_INIT_FILE,
-  parseMasterVariants,
-  playlistDurationSeconds,
-  rewriteInitReference,
-} from './playlists.js';
+import { measureLoudness } from './loudness.js';
+import { AAC_LC_CODEC, avcCodecFromInit, buildMasterPlaylist, measureRendition, type MasterAudio, type MasterVideoVariant } from './master.js';
+import { buildConcatList, FFMPEG_INIT_FILE, playlistDurationSeconds, rewriteInitReference } from './playlists.js';
 import { buildThumbnailsVtt, thumbnailSize } from './thumbnails.js';
 
 /**
@@ -83,8 +76,7 @@ export interface PackagerSettings {
 const THUMB_COLUMNS = 5;
 const THUMB_ROWS = 5;
 const THUMB_WIDTH = 160;
-// Silence measures around -70 LUFS or lower; amplifying it would only raise the noise floor.
-const SILENCE_LUFS = -60;
+
 
 export interface BuiltPackage {
   dir: string;
@@ -135,7 +127,6 @@ export class Packager {
     await writeFile(concatPath, buildConcatList(segments.map((s) => s.path)));
     const recordedSeconds = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
     const startedMs = this.#now();
-    const loudness = hasAudio ? await this.#measureLoudness(concatPath, input.lectureId, signal) : null;
     const thumbs: ThumbnailSpec = {
       intervalSeconds: this.#settings.thumbnailIntervalSeconds,
       ...thumbnailSize(video.width ?? 16, video.height ?? 9, THUMB_WIDTH),
@@ -144,29 +135,59 @@ export class Packager {
       pattern: path.join(stagingDir, 'thumbs', 'sprite_%03d.jpg'),
     };
     await mkdir(path.join(stagingDir, 'thumbs'), { mode: 0o755 });
-    await runFfmpeg({
-      args: buildHlsArgs({
+    await mkdir(path.join(hlsDir, AUDIO_RENDITION_NAME), { mode: 0o755 });
+
+    // The video ladder and the audio (loudness pass, then its encode) run side by side: the
+    // audio work is small and hides inside the video encode, which is the real cost.
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const common = { logger: this.#log, niceness: this.#settings.niceness, signal: abort.signal };
+    const videoJob = runFfmpeg({
+      ...common,
+      label: `package ${input.lectureId}`,
+      args: buildHlsVideoArgs({
         concatListPath: concatPath,
         hlsDir,
         renditions,
-        hasAudio,
-        audioBitrateKbps: this.#settings.audioBitrateKbps,
         segmentSeconds: this.#settings.hlsSegmentSeconds,
         fps,
         preset: this.#settings.preset,
-        ...(loudness?.filter ? { audioFilter: loudness.filter } : {}),
         thumbnails: thumbs,
         // A tenth into the lecture (at most 30 s): past the blank seconds before the teacher starts.
         poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
       }),
-      label: `package ${input.lectureId}`,
-      logger: this.#log,
-      // Packaging must never take CPU from a live capture on a small classroom PC.
-      niceness: this.#settings.niceness,
-      ...(signal ? { signal } : {}),
-    });
+    }).then(() => this.#now());
+    const audioJob = hasAudio
+      ? (async () => {
+          const loudness = await measureLoudness({ concatPath, lectureId: input.lectureId, ...common });
+          await runFfmpeg({
+            ...common,
+            label: `package audio ${input.lectureId}`,
+            args: buildHlsAudioArgs({
+              concatListPath: concatPath,
+              outDir: path.join(hlsDir, AUDIO_RENDITION_NAME),
+              audioBitrateKbps: this.#settings.audioBitrateKbps,
+              segmentSeconds: this.#settings.hlsSegmentSeconds,
+              ...(loudness.filter ? { audioFilter: loudness.filter } : {}),
+            }),
+          });
+          return { loudness, doneMs: this.#now() };
+        })()
+      : Promise.resolve(undefined);
+    let audio: Awaited<typeof audioJob>;
+    let videoDoneMs: number;
+    try {
+      [videoDoneMs, audio] = await Promise.all([videoJob, audioJob]);
+    } catch (err) {
+      abort.abort(err);
+      await Promise.allSettled([videoJob, audioJob]);
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
     await rm(concatPath);
-    const encodeSeconds = (this.#now() - startedMs) / 1000;
+    const encodedMs = this.#now();
 
     await normaliseInitFiles(hlsDir);
     const thumbnails = await writeThumbnailsVtt(stagingDir, thumbs, recordedSeconds);
@@ -191,7 +212,7 @@ export class Packager {
       master: 'hls/master.m3u8',
       renditions: renditionInfo,
       gaps: computeGaps(input.runs, segments),
-      loudness: loudness?.manifest ?? null,
+      loudness: audio?.loudness.manifest ?? null,
       poster: 'poster.jpg',
       thumbnails,
       markers: [],
@@ -205,37 +226,13 @@ export class Packager {
     this.#log.info(`package for ${input.lectureId} built`, {
       durationSeconds: manifest.durationSeconds,
       renditions: renditionInfo.map((r) => r.name).join(','),
-      encodeSeconds: round3(encodeSeconds),
-      realTimeFactor: round3(recordedSeconds / Math.max(encodeSeconds, 0.001)),
+      // Where the time went, so a slow classroom PC can be diagnosed from its journal.
+      videoSeconds: round3((videoDoneMs - startedMs) / 1000),
+      audioSeconds: audio ? round3((audio.doneMs - startedMs) / 1000) : 0,
+      checkSeconds: round3((this.#now() - encodedMs) / 1000),
+      realTimeFactor: round3(recordedSeconds / Math.max((this.#now() - startedMs) / 1000, 0.001)),
     });
     return { dir: dirs.finalDir, manifest };
-  }
-
-  /**
-   * Pass one of the loudness normalisation: measure the whole recording's audio. Pass two is a
-   * linear gain inside the package encode, so speech ends at -16 LUFS whether the room's mic was
-   * quiet or loud, without pumping.
-   */
-  async #measureLoudness(concatPath: string, lectureId: string, signal?: AbortSignal): Promise<{ filter?: string; manifest: ManifestLoudness }> {
-    const exit = await runFfmpeg({
-      args: buildLoudnessMeasureArgs(concatPath),
-      label: `loudness ${lectureId}`,
-      logger: this.#log,
-      niceness: this.#settings.niceness,
-      ...(signal ? { signal } : {}),
-    });
-    const m = parseLoudnormOutput(exit.stderrTail);
-    const target = LOUDNESS_TARGET.integratedLufs;
-    if (!m || m.inputIntegratedLufs < SILENCE_LUFS) {
-      this.#log.warn(`lecture ${lectureId}: the audio is silent or could not be measured; it is packaged without loudness normalisation`);
-      return { manifest: { targetLufs: target, normalization: 'none', inputIntegratedLufs: m?.inputIntegratedLufs ?? null, inputTruePeakDbtp: m?.inputTruePeakDbtp ?? null, inputLra: m?.inputLra ?? null } };
-    }
-    // loudnorm keeps a linear gain only if it does not push the true peak over the limit; else it compresses.
-    const linear = m.inputTruePeakDbtp + (target - m.inputIntegratedLufs) <= LOUDNESS_TARGET.truePeakDbtp;
-    return {
-      filter: loudnormSecondPassFilter(m),
-      manifest: { targetLufs: target, normalization: linear ? 'linear' : 'dynamic', inputIntegratedLufs: m.inputIntegratedLufs, inputTruePeakDbtp: m.inputTruePeakDbtp, inputLra: m.inputLra },
-    };
   }
 
   /**
@@ -271,45 +268,48 @@ export class Packager {
     return ok;
   }
 
+  /**
+   * Every rendition must decode (ffprobe) and last as long as the recording; then the master
+   * playlist is written from the measured bit rates and the init segments' codecs.
+   */
   async #validate(hlsDir: string, renditions: readonly HlsRendition[], hasAudio: boolean, recordedSeconds: number): Promise<ManifestRendition[]> {
-    const masterPath = path.join(hlsDir, 'master.m3u8');
-    let master = await readFile(masterPath, 'utf8');
-    const variants = parseMasterVariants(master);
     const out: ManifestRendition[] = [];
+    const variants: MasterVideoVariant[] = [];
     for (const r of renditions) {
       const playlist = `${r.name}/index.m3u8`;
-      const variant = variants.find((v) => v.uri === playlist);
       const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
       const stream = probe.streams.find((s) => s.codecType === 'video');
-      if (!variant || !stream) throw new LecternError('PACKAGE_INVALID', `rendition ${r.name} is missing from the master playlist or has no video`);
+      const codec = avcCodecFromInit(await readFile(path.join(hlsDir, r.name, 'init.mp4')));
+      if (!stream?.width || !stream.height || !codec) throw new LecternError('PACKAGE_INVALID', `rendition ${r.name} has no readable H.264 video`);
+      const stats = await measureRendition(path.join(hlsDir, playlist));
+      variants.push({ uri: playlist, width: stream.width, height: stream.height, codec, stats });
       out.push({
         name: r.name,
         kind: 'video',
         playlist: `hls/${playlist}`,
-        bandwidth: variant.bandwidth,
-        ...(variant.codecs ? { codecs: variant.codecs } : {}),
-        ...(stream.width !== undefined ? { width: stream.width } : {}),
-        ...(stream.height !== undefined ? { height: stream.height } : {}),
+        bandwidth: stats.peakBitsPerSecond,
+        codecs: codec,
+        width: stream.width,
+        height: stream.height,
         durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
       });
     }
+    let audio: MasterAudio | undefined;
     if (hasAudio) {
       const playlist = `${AUDIO_RENDITION_NAME}/index.m3u8`;
       const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
       if (!probe.streams.some((s) => s.codecType === 'audio')) throw new LecternError('PACKAGE_INVALID', 'the audio-only rendition has no audio');
-      // 10% over the nominal rate covers the fMP4 container overhead.
-      const bandwidth = Math.round(this.#settings.audioBitrateKbps * 1000 * 1.1);
-      master = addAudioOnlyVariant(master, { uri: playlist, bandwidthBitsPerSecond: bandwidth });
-      await writeFile(masterPath, master);
+      audio = { uri: playlist, stats: await measureRendition(path.join(hlsDir, playlist)) };
       out.push({
         name: AUDIO_RENDITION_NAME,
         kind: 'audio',
         playlist: `hls/${playlist}`,
-        bandwidth,
-        codecs: 'mp4a.40.2',
+        bandwidth: audio.stats.peakBitsPerSecond,
+        codecs: AAC_LC_CODEC,
         durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
       });
     }
+    await writeFile(path.join(hlsDir, 'master.m3u8'), buildMasterPlaylist(variants, audio), { mode: 0o644 });
     return out;
   }
 

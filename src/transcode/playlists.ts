@@ -1,6 +1,6 @@
 /**
- * Pure rewrites of the playlists ffmpeg writes, so the package matches the storage contract
- * (DESIGN §3.1: `hls/{rendition}/init.mp4`) and offers an audio-only variant to players.
+ * Pure helpers on playlists: the init-segment rename the storage contract wants (DESIGN §3.1:
+ * `hls/{rendition}/init.mp4`), reading master and media playlists, and the concat list.
  */
 
 /** ffmpeg names fMP4 init files init_0.mp4, init_1.mp4… when it writes several variants. */
@@ -8,16 +8,6 @@ export const FFMPEG_INIT_FILE = /^init_\d+\.mp4$/;
 
 export function rewriteInitReference(mediaPlaylist: string, initFileName: string): string {
   return mediaPlaylist.replace(/#EXT-X-MAP:URI="[^"]*"/g, `#EXT-X-MAP:URI="${initFileName}"`);
-}
-
-/**
- * Adds a STREAM-INF for the audio-only rendition, so a learner on a 2G/3G link (or a player
- * told to save data) can pick sound alone. AAC-LC is "mp4a.40.2".
- */
-export function addAudioOnlyVariant(master: string, audio: { uri: string; bandwidthBitsPerSecond: number }): string {
-  const body = master.endsWith('\n') ? master : `${master}\n`;
-  if (body.includes(`\n${audio.uri}\n`)) return body;
-  return `${body}#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(audio.bandwidthBitsPerSecond)},CODECS="mp4a.40.2"\n${audio.uri}\n`;
 }
 
 export interface VariantInfo {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildHlsArgs, type HlsPackageSpec } from '../../src/ffmpeg/hlsArgs.js';
+import { buildHlsAudioArgs, buildHlsVideoArgs, type HlsPackageSpec } from '../../src/ffmpeg/hlsArgs.js';
 
 const spec: HlsPackageSpec = {
   concatListPath: '/p/source.ffconcat',
@@ -8,8 +8,6 @@ const spec: HlsPackageSpec = {
     { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 },
     { name: '360p', height: 360, videoBitrateKbps: 350, crf: 28 },
   ],
-  hasAudio: true,
-  audioBitrateKbps: 64,
   segmentSeconds: 4,
   fps: 25,
   preset: 'veryfast',
@@ -20,9 +18,9 @@ function valueAfter(args: string[], flag: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-describe('buildHlsArgs', () => {
+describe('buildHlsVideoArgs', () => {
   it('scales one decode into every rung with a fixed GOP equal to one segment', () => {
-    const args = buildHlsArgs(spec);
+    const args = buildHlsVideoArgs(spec);
     expect(valueAfter(args, '-filter_complex')).toBe('[0:v]split=2[s0][s1];[s0]scale=-2:720[v0];[s1]scale=-2:360[v1]');
     expect(valueAfter(args, '-g')).toBe('100');
     expect(valueAfter(args, '-keyint_min')).toBe('100');
@@ -30,27 +28,35 @@ describe('buildHlsArgs', () => {
     expect(valueAfter(args, '-r')).toBe('25');
   });
 
-  it('caps each rung: CRF with maxrate, bufsize twice the rate, and a nominal bitrate for BANDWIDTH', () => {
-    const args = buildHlsArgs(spec);
+  it('caps each rung: CRF with maxrate and a buffer of two seconds', () => {
+    const args = buildHlsVideoArgs(spec);
     expect(valueAfter(args, '-crf:v:1')).toBe('28');
     expect(valueAfter(args, '-maxrate:v:0')).toBe('1200k');
     expect(valueAfter(args, '-bufsize:v:1')).toBe('700k');
-    expect(valueAfter(args, '-b:v:1')).toBe('350k');
   });
 
-  it('writes fMP4 VOD playlists with an audio-only rendition in a shared group', () => {
-    const args = buildHlsArgs(spec);
+  it('writes fMP4 VOD playlists per rung, video only, and leaves the master to lectern', () => {
+    const args = buildHlsVideoArgs(spec);
     expect(valueAfter(args, '-hls_segment_type')).toBe('fmp4');
     expect(valueAfter(args, '-hls_playlist_type')).toBe('vod');
-    expect(valueAfter(args, '-var_stream_map')).toBe('v:0,agroup:aud,name:720p v:1,agroup:aud,name:360p a:0,agroup:aud,name:audio,default:yes');
-    expect(valueAfter(args, '-b:a')).toBe('64k');
+    expect(valueAfter(args, '-var_stream_map')).toBe('v:0,name:720p v:1,name:360p');
+    expect(args).not.toContain('-master_pl_name');
+    expect(args).not.toContain('-c:a');
     expect(valueAfter(args, '-hls_segment_filename')).toBe('/p/hls/%v/seg_%05d.m4s');
     expect(args.at(-1)).toBe('/p/hls/%v/index.m3u8');
+    expect(args).toContain('-n');
   });
+});
 
-  it('leaves audio out entirely for a source without sound', () => {
-    const args = buildHlsArgs({ ...spec, hasAudio: false });
-    expect(args).not.toContain('-c:a');
-    expect(valueAfter(args, '-var_stream_map')).toBe('v:0,name:720p v:1,name:360p');
+describe('buildHlsAudioArgs', () => {
+  it('encodes the audio alone into its rendition folder, with the loudness filter when given', () => {
+    const args = buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/hls/audio', audioBitrateKbps: 64, segmentSeconds: 4, audioFilter: 'loudnorm=I=-16' });
+    expect(args).toContain('-vn');
+    expect(valueAfter(args, '-af')).toBe('loudnorm=I=-16');
+    expect(valueAfter(args, '-b:a')).toBe('64k');
+    expect(valueAfter(args, '-ar')).toBe('48000');
+    expect(valueAfter(args, '-hls_fmp4_init_filename')).toBe('init.mp4');
+    expect(args.at(-1)).toBe('/p/hls/audio/index.m3u8');
+    expect(buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/a', audioBitrateKbps: 48, segmentSeconds: 6 })).not.toContain('-af');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildHlsArgs } from '../../src/ffmpeg/hlsArgs.js';
+import { buildHlsVideoArgs } from '../../src/ffmpeg/hlsArgs.js';
 import { buildLoudnessMeasureArgs, loudnormSecondPassFilter, parseLoudnormOutput } from '../../src/ffmpeg/loudnessArgs.js';
 import { buildThumbnailsVtt, spriteCount, thumbnailSize, vttTime } from '../../src/transcode/thumbnails.js';
 
@@ -71,25 +71,21 @@ describe('thumbnails and poster', () => {
     expect(vttTime(3723.5)).toBe('01:02:03.500');
   });
 
-  it('adds the thumbnail sheet, poster and loudness filter to the one package encode', () => {
-    const args = buildHlsArgs({
+  it('adds the thumbnail sheet and the poster to the one video decode', () => {
+    const args = buildHlsVideoArgs({
       concatListPath: '/p/l',
       hlsDir: '/p/hls',
       renditions: [{ name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 }],
-      hasAudio: true,
-      audioBitrateKbps: 64,
       segmentSeconds: 4,
       fps: 25,
       preset: 'veryfast',
-      audioFilter: 'loudnorm=I=-16,aresample=48000',
       thumbnails: { intervalSeconds: 10, width: 160, height: 90, columns: 5, rows: 5, pattern: '/p/thumbs/sprite_%03d.jpg' },
       poster: { atSeconds: 12.5, height: 720, path: '/p/poster.jpg' },
     });
     expect(args[args.indexOf('-filter_complex') + 1]).toBe(
-      "[0:v]split=3[s0][st][sp];[s0]scale=-2:720[v0];[st]fps=1/10,scale=160:90,tile=5x5[thumbs];[sp]select='gte(t\\,12.5)',scale=-2:720[poster];[0:a:0]loudnorm=I=-16,aresample=48000[aout]",
+      '[0:v]split=3[s0][st][sp];[s0]scale=-2:720[v0];[st]fps=1/10,scale=160:90,tile=5x5[thumbs];[sp]trim=start=12.5:end=13.5,scale=-2:720[poster]',
     );
-    expect(args).toContain('[aout]');
-    expect(args.slice(-9)).toEqual(['-frames:v', '1', '-pix_fmt', 'yuvj420p', '-q:v', '5', '-f', 'image2', '-update', '1', '/p/poster.jpg'].slice(-9));
+    expect(args.slice(-11)).toEqual(['-map', '[poster]', '-frames:v', '1', '-pix_fmt', 'yuvj420p', '-q:v', '5', '-f', 'image2', '-update', '1', '/p/poster.jpg'].slice(-11));
     expect(args.indexOf('/p/thumbs/sprite_%03d.jpg')).toBeGreaterThan(args.indexOf('/p/hls/%v/index.m3u8'));
   });
 });

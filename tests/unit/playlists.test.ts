@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  addAudioOnlyVariant,
   buildConcatList,
   parseMasterVariants,
   playlistDurationSeconds,
@@ -24,15 +23,6 @@ describe('playlists', () => {
       { uri: '720p/index.m3u8', bandwidth: 1390400, resolution: { width: 1280, height: 720 }, codecs: 'avc1.4d401f,mp4a.40.2' },
       { uri: '360p/index.m3u8', bandwidth: 455400, resolution: { width: 640, height: 360 }, codecs: 'avc1.4d401e,mp4a.40.2' },
     ]);
-  });
-
-  it('adds an audio-only variant once', () => {
-    const once = addAudioOnlyVariant(MASTER, { uri: 'audio/index.m3u8', bandwidthBitsPerSecond: 70400 });
-    const twice = addAudioOnlyVariant(once, { uri: 'audio/index.m3u8', bandwidthBitsPerSecond: 70400 });
-    expect(twice).toBe(once);
-    const variants = parseMasterVariants(once);
-    expect(variants).toHaveLength(3);
-    expect(variants[2]).toEqual({ uri: 'audio/index.m3u8', bandwidth: 70400, codecs: 'mp4a.40.2' });
   });
 
   it('points EXT-X-MAP at the renamed init file', () => {
