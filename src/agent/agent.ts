@@ -101,6 +101,7 @@ export class Agent {
             probeTimeoutMs: PROBE_TIMEOUT_MS,
             durationToleranceSeconds: DURATION_TOLERANCE_SECONDS,
             thumbnailIntervalSeconds: THUMBNAIL_INTERVAL_SECONDS,
+            hardware: { encoder: config.transcode.hardwareEncoder, device: config.transcode.hardwareDevice },
           },
           logger,
         }),

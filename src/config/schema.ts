@@ -138,6 +138,11 @@ export const configSchema = z
         audioBitrateKbps: int(24, 320).default(64).describe('bitrate of the audio (and of the audio-only rendition) in kbit/s'),
         preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast').describe('x264 speed preset'),
         niceness: int(0, 19).default(10).describe('CPU niceness of packaging, so capture always comes first'),
+        hardwareEncoder: z
+          .enum(['none', 'vaapi', 'qsv'])
+          .default('none')
+          .describe('hardware video encoder to try first (falls back to libx264, with a warning, when absent or failing)'),
+        hardwareDevice: z.string().min(1).default('/dev/dri/renderD128').describe('DRM render node of the hardware encoder'),
       })
       .prefault({})
       .describe('the HLS package'),

@@ -30,7 +30,19 @@ export interface HlsPackageSpec {
   thumbnails?: ThumbnailSpec;
   /** One still for the player before playback starts, from the same decode. */
   poster?: PosterSpec;
+  /** libx264 unless a hardware encoder was chosen and its device exists (the packager decides). */
+  encoder?: VideoEncoder;
+  /** Source picture size: hardware scalers are given exact widths, not -2. */
+  sourceWidth?: number;
+  sourceHeight?: number;
 }
+
+/**
+ * - `libx264`: software, capped CRF; the default and the fallback.
+ * - `vaapi`: Intel/AMD GPUs through a DRM render node (e.g. /dev/dri/renderD128).
+ * - `qsv`: Intel Quick Sync through the same render node.
+ */
+export type VideoEncoder = { kind: 'libx264' } | { kind: 'vaapi'; device: string } | { kind: 'qsv'; device: string };
 
 export interface ThumbnailSpec {
   intervalSeconds: number;
@@ -78,10 +90,23 @@ function hlsVodOutput(segmentSeconds: number): string[] {
 export function buildHlsVideoArgs(spec: HlsPackageSpec): string[] {
   // One keyframe exactly every segment: renditions switch cleanly at segment boundaries.
   const gop = String(Math.round(spec.fps * spec.segmentSeconds));
+  const encoder = spec.encoder ?? { kind: 'libx264' };
+  const widthFor = (height: number): number =>
+    spec.sourceWidth && spec.sourceHeight ? Math.round((spec.sourceWidth * height) / spec.sourceHeight / 2) * 2 : Math.round((height * 16) / 9 / 2) * 2;
+  const scale = (height: number): string => {
+    switch (encoder.kind) {
+      case 'libx264':
+        return `scale=-2:${height}`;
+      case 'vaapi':
+        return `format=nv12,hwupload,scale_vaapi=w=${widthFor(height)}:h=${height}`;
+      case 'qsv':
+        return `format=nv12,hwupload=extra_hw_frames=64,scale_qsv=w=${widthFor(height)}:h=${height}`;
+    }
+  };
   const branches = [...spec.renditions.map((_, i) => `[s${i}]`), ...(spec.thumbnails ? ['[st]'] : []), ...(spec.poster ? ['[sp]'] : [])];
   const graph = [
     `[0:v]split=${branches.length}${branches.join('')}`,
-    ...spec.renditions.map((r, i) => `[s${i}]scale=-2:${r.height}[v${i}]`),
+    ...spec.renditions.map((r, i) => `[s${i}]${scale(r.height)}[v${i}]`),
   ];
   if (spec.thumbnails) {
     const t = spec.thumbnails;
@@ -95,20 +120,32 @@ export function buildHlsVideoArgs(spec: HlsPackageSpec): string[] {
   }
 
   const perRendition = spec.renditions.flatMap((r, i) => [
-    `-crf:v:${i}`, String(r.crf),
+    // Hardware encoders have no CRF: they get a capped VBR at the same ceiling.
+    ...(encoder.kind === 'libx264' ? [`-crf:v:${i}`, String(r.crf)] : [`-b:v:${i}`, `${Math.round(r.videoBitrateKbps * 0.7)}k`]),
     `-maxrate:v:${i}`, `${r.videoBitrateKbps}k`,
     `-bufsize:v:${i}`, `${r.videoBitrateKbps * 2}k`,
   ]);
+  const device =
+    encoder.kind === 'vaapi'
+      ? ['-init_hw_device', `vaapi=hw:${encoder.device}`, '-filter_hw_device', 'hw']
+      : encoder.kind === 'qsv'
+        ? ['-init_hw_device', `vaapi=va:${encoder.device}`, '-init_hw_device', 'qsv=hw@va', '-filter_hw_device', 'hw']
+        : [];
+  const codec =
+    encoder.kind === 'libx264'
+      ? ['-c:v', 'libx264', '-preset', spec.preset, '-profile:v', 'main', '-pix_fmt', 'yuv420p', '-sc_threshold', '0', '-keyint_min', gop]
+      : ['-c:v', encoder.kind === 'vaapi' ? 'h264_vaapi' : 'h264_qsv', '-profile:v', 'main'];
   // JPEG outputs take full-range YUV; saying so keeps swscale from warning on every frame.
   const jpeg = ['-pix_fmt', 'yuvj420p', '-q:v', '5', '-f', 'image2'];
   return [
     ...QUIET_WITH_PROGRESS,
     '-n',
+    ...device,
     '-f', 'concat', '-safe', '0', '-i', spec.concatListPath,
     '-filter_complex', graph.join(';'),
     ...spec.renditions.flatMap((_, i) => ['-map', `[v${i}]`]),
-    '-c:v', 'libx264', '-preset', spec.preset, '-profile:v', 'main', '-pix_fmt', 'yuv420p',
-    '-r', String(spec.fps), '-g', gop, '-keyint_min', gop, '-sc_threshold', '0',
+    ...codec,
+    '-r', String(spec.fps), '-g', gop,
     ...perRendition,
     ...hlsVodOutput(spec.segmentSeconds),
     '-hls_segment_filename', `${spec.hlsDir}/%v/seg_%05d.m4s`,

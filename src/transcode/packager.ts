@@ -1,11 +1,19 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { probeMedia } from '../ffmpeg/ffprobe.js';
 import { stopOrphans } from '../ffmpeg/orphans.js';
-import { AUDIO_RENDITION_NAME, buildHlsAudioArgs, buildHlsVideoArgs, type HlsRendition, type ThumbnailSpec } from '../ffmpeg/hlsArgs.js';
+import {
+  AUDIO_RENDITION_NAME,
+  buildHlsAudioArgs,
+  buildHlsVideoArgs,
+  type HlsPackageSpec,
+  type HlsRendition,
+  type ThumbnailSpec,
+  type VideoEncoder,
+} from '../ffmpeg/hlsArgs.js';
 import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
-import { LecternError } from '../util/errors.js';
+import { describeError, LecternError } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
 import {
   MANIFEST_FILE_NAME,
@@ -70,6 +78,8 @@ export interface PackagerSettings {
   durationToleranceSeconds: number;
   /** One seek-bar thumbnail per this many seconds. */
   thumbnailIntervalSeconds: number;
+  /** A hardware video encoder to try first; libx264 whenever it is absent or fails. */
+  hardware?: { encoder: 'none' | 'vaapi' | 'qsv'; device: string };
 }
 
 // 5x5 sheets of 160 px wide tiles: about 30 KiB a sheet, four minutes of lecture each at 10 s.
@@ -143,21 +153,19 @@ export class Packager {
     const onAbort = (): void => abort.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const common = { logger: this.#log, niceness: this.#settings.niceness, signal: abort.signal };
-    const videoJob = runFfmpeg({
-      ...common,
-      label: `package ${input.lectureId}`,
-      args: buildHlsVideoArgs({
-        concatListPath: concatPath,
-        hlsDir,
-        renditions,
-        segmentSeconds: this.#settings.hlsSegmentSeconds,
-        fps,
-        preset: this.#settings.preset,
-        thumbnails: thumbs,
-        // A tenth into the lecture (at most 30 s): past the blank seconds before the teacher starts.
-        poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
-      }),
-    }).then(() => this.#now());
+    const videoSpec: HlsPackageSpec = {
+      concatListPath: concatPath,
+      hlsDir,
+      renditions,
+      segmentSeconds: this.#settings.hlsSegmentSeconds,
+      fps,
+      preset: this.#settings.preset,
+      thumbnails: thumbs,
+      // A tenth into the lecture (at most 30 s): past the blank seconds before the teacher starts.
+      poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
+      ...(video.width && video.height ? { sourceWidth: video.width, sourceHeight: video.height } : {}),
+    };
+    const videoJob = this.#encodeVideo(videoSpec, input.lectureId, stagingDir, common).then(() => this.#now());
     const audioJob = hasAudio
       ? (async () => {
           const loudness = await measureLoudness({ concatPath, lectureId: input.lectureId, ...common });
@@ -233,6 +241,41 @@ export class Packager {
       realTimeFactor: round3(recordedSeconds / Math.max((this.#now() - startedMs) / 1000, 0.001)),
     });
     return { dir: dirs.finalDir, manifest };
+  }
+
+  /**
+   * The video ladder, on the configured hardware encoder when its device exists, else (and
+   * whenever the hardware run fails) on libx264. The fallback is logged once per package: the
+   * lecture is never lost to a driver problem, only packaged more slowly.
+   */
+  async #encodeVideo(spec: HlsPackageSpec, lectureId: string, stagingDir: string, common: { logger: Logger; niceness: number; signal: AbortSignal }): Promise<void> {
+    const software: VideoEncoder = { kind: 'libx264' };
+    const hw = this.#settings.hardware;
+    let encoder: VideoEncoder = software;
+    if (hw && hw.encoder !== 'none') {
+      try {
+        await access(hw.device);
+        encoder = { kind: hw.encoder, device: hw.device };
+      } catch {
+        this.#log.warn(`hardware encoder ${hw.encoder} is configured but ${hw.device} does not exist; packaging ${lectureId} with libx264 instead`);
+      }
+    }
+    const run = (e: VideoEncoder) => runFfmpeg({ ...common, label: `package ${lectureId} (${e.kind})`, args: buildHlsVideoArgs({ ...spec, encoder: e }) });
+    if (encoder.kind === 'libx264') {
+      await run(encoder);
+      return;
+    }
+    try {
+      await run(encoder);
+    } catch (err) {
+      if (common.signal.aborted) throw err;
+      this.#log.warn(`hardware encoder ${encoder.kind} failed for ${lectureId} (${describeError(err).split('\n')[0] ?? ''}); packaging with libx264 instead`);
+      // ffmpeg never overwrites (-n): clear what the failed run left before the software run.
+      for (const r of spec.renditions) await rm(path.join(spec.hlsDir, r.name), { recursive: true, force: true });
+      await rm(path.join(stagingDir, 'poster.jpg'), { force: true });
+      for (const f of await readdir(path.join(stagingDir, 'thumbs'))) await rm(path.join(stagingDir, 'thumbs', f), { force: true });
+      await run(software);
+    }
   }
 
   /**

@@ -32,7 +32,7 @@ async function integratedLufs(file: string): Promise<number> {
   return Number(/(-?[\d.]+) LUFS/.exec(line)?.[1]);
 }
 
-function packager() {
+function packager(hardware?: { encoder: 'vaapi' | 'qsv'; device: string }) {
   const { logger, lines } = createMemoryLogger('info');
   return {
     lines,
@@ -50,6 +50,7 @@ function packager() {
         probeTimeoutMs: 30_000,
         durationToleranceSeconds: 0.5,
         thumbnailIntervalSeconds: 2,
+        ...(hardware ? { hardware } : {}),
       },
     }),
   };
@@ -120,5 +121,23 @@ describe('Packager', () => {
     const { manifest } = await p.build({ ...baseInput, lectureId: id, segments, runs: [] }, { stagingDir: `${out}.building`, finalDir: out });
     expect(manifest.loudness?.normalization).toBe('none');
     expect(lines.some((l) => l.includes('silent or could not be measured'))).toBe(true);
+  });
+
+  // No GPU here: both fallback paths of the hardware encoder run for real.
+  it('falls back to libx264 when the hardware device is absent, and when the hardware encode fails', async () => {
+    const id = '01JHWFALLBACK0000000000000';
+    const segments = await recordSegments(id, 6, 0);
+    for (const [device, expected] of [
+      ['/dev/dri/absent-render-node', 'does not exist; packaging'],
+      // /dev/null exists but is no DRM device: ffmpeg's VAAPI init fails, as with a broken driver.
+      ['/dev/null', 'hardware encoder vaapi failed'],
+    ] as const) {
+      const out = path.join(tmp.dir, `pkg-${id}-${path.basename(device)}`);
+      const { packager: p, lines } = packager({ encoder: 'vaapi', device });
+      const { manifest } = await p.build({ ...baseInput, lectureId: id, segments, runs: [] }, { stagingDir: `${out}.building`, finalDir: out });
+      expect(lines.filter((l) => l.includes(expected))).toHaveLength(1);
+      expect(manifest.renditions.filter((r) => r.kind === 'video').map((r) => r.height)).toEqual([240, 144]);
+      expect(manifest.renditions[0]?.codecs).toMatch(/^avc1\.4d/);
+    }
   });
 });

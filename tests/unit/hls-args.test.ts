@@ -48,6 +48,29 @@ describe('buildHlsVideoArgs', () => {
   });
 });
 
+describe('hardware encoders', () => {
+  it('uploads each rung to the GPU and scales there to an exact width, with capped VBR instead of CRF', () => {
+    const args = buildHlsVideoArgs({ ...spec, encoder: { kind: 'vaapi', device: '/dev/dri/renderD128' }, sourceWidth: 1920, sourceHeight: 1080 });
+    expect(args.slice(args.indexOf('-init_hw_device'), args.indexOf('-init_hw_device') + 4)).toEqual(['-init_hw_device', 'vaapi=hw:/dev/dri/renderD128', '-filter_hw_device', 'hw']);
+    expect(args.indexOf('-init_hw_device')).toBeLessThan(args.indexOf('-i'));
+    expect(valueAfter(args, '-filter_complex')).toBe(
+      '[0:v]split=2[s0][s1];[s0]format=nv12,hwupload,scale_vaapi=w=1280:h=720[v0];[s1]format=nv12,hwupload,scale_vaapi=w=640:h=360[v1]',
+    );
+    expect(valueAfter(args, '-c:v')).toBe('h264_vaapi');
+    expect(args.some((a) => a.startsWith('-crf'))).toBe(false);
+    expect(valueAfter(args, '-b:v:0')).toBe('840k');
+    expect(valueAfter(args, '-maxrate:v:0')).toBe('1200k');
+    expect(args).not.toContain('-preset');
+  });
+
+  it('derives Quick Sync from the VAAPI device', () => {
+    const args = buildHlsVideoArgs({ ...spec, encoder: { kind: 'qsv', device: '/dev/dri/renderD129' }, sourceWidth: 1280, sourceHeight: 720 });
+    expect(args.filter((a) => a.includes('vaapi=va:') || a === 'qsv=hw@va')).toEqual(['vaapi=va:/dev/dri/renderD129', 'qsv=hw@va']);
+    expect(valueAfter(args, '-c:v')).toBe('h264_qsv');
+    expect(valueAfter(args, '-filter_complex')).toContain('scale_qsv=w=640:h=360');
+  });
+});
+
 describe('buildHlsAudioArgs', () => {
   it('encodes the audio alone into its rendition folder, with the loudness filter when given', () => {
     const args = buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/hls/audio', audioBitrateKbps: 64, segmentSeconds: 4, audioFilter: 'loudnorm=I=-16' });
