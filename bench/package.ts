@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   );
   const recorded = segments.reduce((s, x) => s + x.durationSeconds, 0);
   const concat = path.join(work, 'source.ffconcat');
-  writeFileSync(concat, buildConcatList(segments.map((s) => s.path)));
+  writeFileSync(concat, buildConcatList(segments));
 
   // 1 and 2 alternate for ROUNDS rounds and the medians are compared, so a burst of other load
   // on the machine does not land on one side only.

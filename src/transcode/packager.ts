@@ -134,7 +134,7 @@ export class Packager {
     const renditions = fitting.length > 0 ? fitting : this.#settings.renditions.slice(-1);
 
     const concatPath = path.join(stagingDir, 'source.ffconcat');
-    await writeFile(concatPath, buildConcatList(segments.map((s) => s.path)));
+    await writeFile(concatPath, buildConcatList(segments));
     const recordedSeconds = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
     const startedMs = this.#now();
     const thumbs: ThumbnailSpec = {

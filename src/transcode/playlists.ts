@@ -52,8 +52,15 @@ export function playlistDurationSeconds(mediaPlaylist: string): number {
   return total;
 }
 
-/** An ffconcat list of absolute segment paths (quoted per ffmpeg's concat demuxer rules). */
-export function buildConcatList(paths: readonly string[]): string {
+/**
+ * An ffconcat list of the recorded segments. Each entry carries the segment's duration as the
+ * segment muxer measured it on the video: without it the concat demuxer advances by the file's
+ * longest stream (the audio runs a few tens of ms past the video in each segment), which inserts
+ * a small gap at every join; over a 90-minute lecture of 10 s segments that is half a minute of
+ * padding and duplicated frames.
+ */
+export function buildConcatList(entries: ReadonlyArray<{ path: string; durationSeconds?: number }>): string {
   const quote = (p: string): string => `'${p.replace(/'/g, `'\\''`)}'`;
-  return `ffconcat version 1.0\n${paths.map((p) => `file ${quote(p)}\n`).join('')}`;
+  const lines = entries.map((e) => `file ${quote(e.path)}\n${e.durationSeconds !== undefined && e.durationSeconds > 0 ? `duration ${e.durationSeconds.toFixed(6)}\n` : ''}`);
+  return `ffconcat version 1.0\n${lines.join('')}`;
 }

@@ -10,7 +10,7 @@ import { hashFile } from '../../src/util/hash.js';
  * Writes segments the way capture does (4 s MPEG-TS with a segment list) from a synthetic
  * source, with the test tone at `volumeDb`, and returns them as the packager takes them.
  */
-export async function recordSegments(dir: string, opts: { seconds: number; volumeDb?: number; width?: number; height?: number }): Promise<PackageSegment[]> {
+export async function recordSegments(dir: string, opts: { seconds: number; volumeDb?: number; width?: number; height?: number; segmentSeconds?: number; cameraPreset?: string }): Promise<PackageSegment[]> {
   mkdirSync(dir, { recursive: true });
   const size = `${opts.width ?? 320}x${opts.height ?? 240}`;
   await runFfmpeg({
@@ -21,8 +21,9 @@ export async function recordSegments(dir: string, opts: { seconds: number; volum
       '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=25:duration=${opts.seconds}`,
       '-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=48000:duration=${opts.seconds}`,
       '-af', `volume=${opts.volumeDb ?? 0}dB`,
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-c:a', 'aac', '-b:a', '96k',
-      '-f', 'segment', '-segment_time', '4', '-reset_timestamps', '1', '-segment_format', 'mpegts',
+      // ultrafast has no B-frames; a camera-like preset with B-frames delays video PTS in each segment.
+      '-c:v', 'libx264', '-preset', opts.cameraPreset ?? 'ultrafast', '-g', '50', '-c:a', 'aac', '-b:a', '96k',
+      '-f', 'segment', '-segment_time', String(opts.segmentSeconds ?? 4), '-reset_timestamps', '1', '-segment_format', 'mpegts',
       '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
     ],
   });

@@ -14,8 +14,8 @@ import { makeTmpDir } from '../helpers/tmp.js';
 const tmp = makeTmpDir();
 afterAll(() => tmp.cleanup());
 
-function recordSegments(name: string, seconds: number, volumeDb: number): Promise<PackageSegment[]> {
-  return recordMedia(path.join(tmp.dir, name), { seconds, volumeDb });
+function recordSegments(name: string, seconds: number, volumeDb: number, extra: { segmentSeconds?: number; cameraPreset?: string } = {}): Promise<PackageSegment[]> {
+  return recordMedia(path.join(tmp.dir, name), { seconds, volumeDb, ...extra });
 }
 
 async function integratedLufs(file: string): Promise<number> {
@@ -139,5 +139,17 @@ describe('Packager', () => {
       expect(manifest.renditions.filter((r) => r.kind === 'video').map((r) => r.height)).toEqual([240, 144]);
       expect(manifest.renditions[0]?.codecs).toMatch(/^avc1\.4d/);
     }
+  });
+
+  it('joins many segments without padding: every rendition lasts what was recorded, audio as long as video', async () => {
+    const id = '01JMANYJOINS00000000000000';
+    // 2 s segments with B-frames (video starts a few frames after audio in each file): 15 joins.
+    // Joining by file length used to add that delay at every join (about a second here).
+    const segments = await recordSegments(id, 30, 0, { segmentSeconds: 2, cameraPreset: 'veryfast' });
+    expect(segments.length).toBeGreaterThanOrEqual(14);
+    const recorded = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
+    const out = path.join(tmp.dir, `pkg-${id}`);
+    const { manifest } = await packager().packager.build({ ...baseInput, lectureId: id, segments, runs: [] }, { stagingDir: `${out}.building`, finalDir: out });
+    for (const r of manifest.renditions) expect(Math.abs(r.durationSeconds - recorded), r.name).toBeLessThan(0.15);
   });
 });

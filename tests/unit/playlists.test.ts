@@ -35,6 +35,12 @@ describe('playlists', () => {
   });
 
   it('quotes concat paths so a quote in a path cannot break the list', () => {
-    expect(buildConcatList(['/a/seg 1.ts', "/b/it's.ts"])).toBe("ffconcat version 1.0\nfile '/a/seg 1.ts'\nfile '/b/it'\\''s.ts'\n");
+    expect(buildConcatList([{ path: '/a/seg 1.ts' }, { path: "/b/it's.ts" }])).toBe("ffconcat version 1.0\nfile '/a/seg 1.ts'\nfile '/b/it'\\''s.ts'\n");
+  });
+
+  it('gives each segment its recorded duration, so joins add no padding', () => {
+    expect(buildConcatList([{ path: '/a.ts', durationSeconds: 10.08 }, { path: '/b.ts', durationSeconds: 4 }])).toBe(
+      "ffconcat version 1.0\nfile '/a.ts'\nduration 10.080000\nfile '/b.ts'\nduration 4.000000\n",
+    );
   });
 });
