@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-check/', 'node_modules/', 'coverage/', 'lectern-data/', 'bin/', 'eslint.config.js'] },
+  { ignores: ['dist/', 'dist-check/', 'dist-bench/', 'node_modules/', 'coverage/', 'lectern-data/', 'bin/', 'eslint.config.js'] },
   ...tseslint.configs.recommended,
   {
     languageOptions: {

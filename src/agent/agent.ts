@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { RecordingController } from '../capture/recordingController.js';
 import type { CaptureSettings } from '../capture/sourceRecorder.js';
 import type { Config } from '../config/index.js';
@@ -8,14 +7,14 @@ import type { Logger } from '../log/logger.js';
 import { JobQueue } from '../queue/queue.js';
 import { Worker } from '../queue/worker.js';
 import { DiskGuard } from '../storage/diskSpace.js';
-import { FileStore } from '../storage/fileStore.js';
 import { LocalLayout } from '../storage/localLayout.js';
 import type { Store } from '../storage/store.js';
 import { createTranscodeHandler, TRANSCODE_JOB } from '../transcode/handler.js';
 import { Packager } from '../transcode/packager.js';
 import { createPublishHandler, PUBLISH_JOB } from '../upload/publishHandler.js';
 import { describeError } from '../util/errors.js';
-import { buildCaptureSources } from './sources.js';
+import { buildCaptureSources, checkCameras } from './sources.js';
+import { createStore, describeStoreLocation } from './store.js';
 
 /**
  * The composition root: the only place that knows every module. It builds the components,
@@ -79,13 +78,16 @@ export class Agent {
       maxAttempts: config.queue.maxAttempts,
       backoff: { baseMs: config.queue.backoffBaseMs, capMs: config.queue.backoffCapMs, jitter: 0.5 },
     });
-    const store = new FileStore({ root: config.storage.root ?? layout.storeDefaultRoot, logger });
+    const store = createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot });
     await store.start();
     this.#started.push({ name: 'store', stop: () => store.stop() });
 
     // The daemon is the only worker on its database, so every running job at start is an orphan.
     const worker = new Worker({ queue, logger, owner: `lectern:${process.pid}`, reclaimAllOnStart: true });
-    const sources = buildCaptureSources(config, env);
+    const sources = buildCaptureSources(config, env, logger);
+    // ONVIF cameras are asked for their streams now, so a wrong address or password shows in the
+    // log at start; a camera that is not ready yet is asked again at each recording start.
+    await checkCameras(sources, AbortSignal.timeout(30_000));
     const presenter = sources.find((s) => s.role === 'presenter') ?? sources[0];
     if (!presenter) throw new Error('no source configured');
     worker.register(
@@ -173,7 +175,6 @@ export class Agent {
 
   /** Where a published lecture can be found, for people reading the CLI's output. */
   describeLocation(prefix: string): string {
-    const root = this.#o.config.storage.root;
-    return root ? path.join(root, prefix) : prefix;
+    return describeStoreLocation(this.#o.config, prefix);
   }
 }

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { JobQueue } from '../queue/queue.js';
 import type { Job } from '../queue/types.js';
 import { TRANSCODE_JOB } from '../transcode/handler.js';
@@ -20,7 +18,6 @@ export interface DemoOptions {
   seconds: number;
   out: (line: string) => void;
   signal?: AbortSignal;
-  storeRoot: string;
 }
 
 export interface DemoLecture {
@@ -36,7 +33,7 @@ export async function runDemo(agent: Agent, opts: DemoOptions): Promise<DemoLect
   if (unfinished.length > 0) {
     opts.out(`Resuming ${unfinished.length} unfinished lecture(s) from an earlier run: ${unfinished.join(', ')}`);
     await worker.runUntilIdle();
-    return Promise.all(unfinished.map((id) => describeLecture(queue, id, opts.storeRoot)));
+    return Promise.all(unfinished.map((id) => describeLecture(agent, id)));
   }
 
   const { recordingId } = await controller.startRecording({ title: 'lectern demo lecture' });
@@ -49,7 +46,7 @@ export async function runDemo(agent: Agent, opts: DemoOptions): Promise<DemoLect
   await controller.stopRecording('demo finished');
   opts.out('Recording stopped; packaging and publishing...');
   await worker.runUntilIdle();
-  return [await describeLecture(queue, recordingId, opts.storeRoot)];
+  return [await describeLecture(agent, recordingId)];
 }
 
 /** Lectures whose transcode or publish job is queued or running. */
@@ -63,7 +60,8 @@ function lecturesWithPendingWork(queue: JobQueue): string[] {
   return [...ids].sort();
 }
 
-async function describeLecture(queue: JobQueue, lectureId: string, storeRoot: string): Promise<DemoLecture> {
+async function describeLecture(agent: Agent, lectureId: string): Promise<DemoLecture> {
+  const { queue, store } = agent.parts;
   const publish = queue.findByKey(PUBLISH_JOB, lectureId);
   if (!publish || publish.state !== 'done') {
     const failed: Job | undefined = publish ?? queue.findByKey(TRANSCODE_JOB, lectureId);
@@ -74,8 +72,9 @@ async function describeLecture(queue: JobQueue, lectureId: string, storeRoot: st
     };
   }
   const result = publish.result as PublishJobResult;
-  const location = path.join(storeRoot, result.lecturePrefix);
-  const manifest = parseManifest(await readFile(path.join(location, MANIFEST_FILE_NAME), 'utf8'));
+  // Read back from the store, as the platform will: whatever the kind of storage.
+  const manifest = parseManifest((await store.getBytes(`${result.lecturePrefix}${MANIFEST_FILE_NAME}`)).toString('utf8'));
+  const location = agent.describeLocation(result.lecturePrefix);
   const video = manifest.renditions.filter((r) => r.kind === 'video').map((r) => r.name);
   const hasAudio = manifest.renditions.some((r) => r.kind === 'audio');
   const bytes = manifest.files.reduce((n, f) => n + f.bytes, 0);

@@ -1,12 +1,16 @@
+import { describeProfile, OnvifCamera } from '../camera/index.js';
+import type { CaptureInput } from '../ffmpeg/captureArgs.js';
 import type { CaptureSource } from '../capture/sourceRecorder.js';
-import type { Config } from '../config/index.js';
+import type { Config, SourceConfig } from '../config/index.js';
 import { readSecret } from '../config/index.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { describeError } from '../util/errors.js';
 
 /**
  * Turns configured sources into capture sources. A camera password is read from its secret file
  * (or env) here, put into the URL ffmpeg needs, and listed as a secret so logs never show it.
  */
-export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv): CaptureSource[] {
+export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv, logger: Logger = silentLogger): CaptureSource[] {
   return config.sources.map((source): CaptureSource => {
     switch (source.kind) {
       case 'synthetic':
@@ -31,6 +35,91 @@ export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv): Cap
           secrets: password === undefined ? [] : [password, encodeURIComponent(password)],
         };
       }
+      case 'onvif':
+        return new OnvifCaptureSource(source, {
+          password: source.passwordFile !== undefined || source.passwordEnv !== undefined
+            ? readSecret({ file: source.passwordFile, env: source.passwordEnv }, { env, what: `the password of source ${source.name}` })
+            : undefined,
+          rtspTimeoutMs: config.capture.rtspTimeoutMs,
+          logger,
+        });
     }
   });
+}
+
+/**
+ * An ONVIF camera as a capture source: before each run it asks the camera for the stream of the
+ * configured profile (the camera may have rebooted, been reset or changed its profiles since) and
+ * moves it to the configured preset. When the camera's ONVIF service fails but a stream was
+ * resolved before, the run uses that stream: RTSP often keeps working when ONVIF does not, and a
+ * lecture must not be lost for want of a SOAP answer.
+ */
+export class OnvifCaptureSource implements CaptureSource {
+  readonly name: string;
+  readonly role: CaptureSource['role'];
+  /** Replaced by resolve() before every run; this placeholder is never recorded from. */
+  input: CaptureInput;
+  secrets: string[];
+  readonly #camera: OnvifCamera;
+  readonly #config: Extract<SourceConfig, { kind: 'onvif' }>;
+  readonly #rtspTimeoutMs: number;
+  readonly #log: Logger;
+  #last: { input: CaptureInput; secrets: string[] } | undefined;
+
+  constructor(config: Extract<SourceConfig, { kind: 'onvif' }>, opts: { password: string | undefined; rtspTimeoutMs: number; logger: Logger }) {
+    this.name = config.name;
+    this.role = config.role;
+    this.#config = config;
+    this.#rtspTimeoutMs = opts.rtspTimeoutMs;
+    this.#log = opts.logger.child({ scope: 'camera', source: config.name });
+    this.#camera = new OnvifCamera({
+      address: config.address,
+      ...(config.username !== undefined ? { username: config.username } : {}),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+      timeoutMs: config.timeoutMs,
+      ...(config.profile !== undefined ? { profile: config.profile } : {}),
+      name: config.name,
+      logger: opts.logger,
+    });
+    this.secrets = opts.password === undefined ? [] : [opts.password, encodeURIComponent(opts.password)];
+    this.input = { kind: 'rtsp', url: `rtsp://${new URL(this.#camera.deviceUrl).host}/`, timeoutMs: opts.rtspTimeoutMs };
+  }
+
+  readonly resolve = async (signal: AbortSignal): Promise<{ input: CaptureInput; secrets: string[] }> => this.#resolve(signal, true);
+
+  /** At agent start: ask for the stream (so problems show in the log early) without moving the camera. */
+  async check(signal: AbortSignal): Promise<void> {
+    try {
+      await this.#resolve(signal, false);
+    } catch (err) {
+      this.#log.warn(`camera not ready at start (${describeError(err)}); it is asked again when a recording starts`);
+    }
+  }
+
+  async #resolve(signal: AbortSignal, moveToPreset: boolean): Promise<{ input: CaptureInput; secrets: string[] }> {
+    try {
+      await this.#camera.connect(signal);
+      const { uri, profile } = await this.#camera.streamUri(undefined, signal);
+      if (moveToPreset && this.#config.preset !== undefined) {
+        // A camera pointing the wrong way still records the lecture; a failed move is a warning.
+        await this.#camera.gotoPreset(this.#config.preset, profile, signal).catch((err: unknown) => {
+          this.#log.warn(`cannot move to preset "${this.#config.preset}": ${describeError(err)}`);
+        });
+      }
+      const resolved = { input: { kind: 'rtsp' as const, url: this.#camera.credentialedUri(uri), timeoutMs: this.#rtspTimeoutMs }, secrets: this.secrets };
+      if (this.#last?.input.kind !== 'rtsp' || this.#last.input.url !== resolved.input.url) this.#log.info(`stream ${uri}`, { profile: describeProfile(profile) });
+      this.#last = resolved;
+      this.input = resolved.input;
+      return resolved;
+    } catch (err) {
+      if (signal.aborted || !this.#last) throw err;
+      this.#log.warn(`cannot ask the camera for its stream (${describeError(err)}); recording from the stream it gave before`);
+      return this.#last;
+    }
+  }
+}
+
+/** Asks every ONVIF camera for its stream once, in parallel; never throws. */
+export async function checkCameras(sources: readonly CaptureSource[], signal: AbortSignal): Promise<void> {
+  await Promise.all(sources.filter((s): s is OnvifCaptureSource => s instanceof OnvifCaptureSource).map((s) => s.check(signal)));
 }

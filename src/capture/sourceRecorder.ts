@@ -23,6 +23,11 @@ export interface CaptureSource {
   input: CaptureInput;
   /** Values to keep out of logs (e.g. the camera password inside `input.url`). */
   secrets: string[];
+  /**
+   * When present (an ONVIF camera), called before each run; its result replaces `input` and
+   * `secrets` for that run. A rejection fails the run, which is retried after the backoff.
+   */
+  resolve?: (signal: AbortSignal) => Promise<{ input: CaptureInput; secrets: string[] }>;
 }
 
 export interface CaptureSettings {
@@ -175,6 +180,8 @@ export class SourceRecorder {
 
   async #runOnce(run: number, firstSpawn: () => void): Promise<FfmpegExit> {
     const { recordingId, source, settings, sink, dirs } = this.#o;
+    // Before anything of the run exists: a camera that cannot be asked fails the run cleanly.
+    const { input, secrets } = source.resolve ? await source.resolve(this.#abort.signal) : source;
     const runDir = dirs.sourceRunDir(recordingId, source.name, run);
     await mkdir(runDir, { recursive: true, mode: 0o750 });
     sink.startRun(recordingId, source.name, run, this.#now());
@@ -186,10 +193,10 @@ export class SourceRecorder {
     });
     await watcher.start();
     const proc = new FfmpegProcess({
-      args: buildCaptureArgs(source.input, { runDir, segmentSeconds: settings.segmentSeconds, format: settings.format }),
+      args: buildCaptureArgs(input, { runDir, segmentSeconds: settings.segmentSeconds, format: settings.format }),
       logger: this.#log,
       label: `capture ${source.name}`,
-      secrets: source.secrets,
+      secrets,
       // Progress, not exit, is what tells a frozen camera from a live one: with the session
       // open and no media, ffmpeg's own -timeout never fires.
       stallTimeoutMs: settings.stallTimeoutMs,

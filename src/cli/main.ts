@@ -6,6 +6,7 @@ import { readVersion } from '../agent/version.js';
 import { formatProblems, loadConfig, type Config, type LoadedConfig } from '../config/index.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { describeError, isLecternError } from '../util/errors.js';
+import { registerCameraCommands } from './commands/cameras.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { processIo, type CliIo } from './io.js';
@@ -57,7 +58,7 @@ export function buildProgram(io: CliIo = processIo): Command {
       const shutdown = installShutdown({ logger, stop: () => agent.stop(), deadlineMs: 60_000 });
       try {
         await agent.start();
-        const lectures = await runDemo(agent, { seconds, out: io.out, signal: shutdown.signal, storeRoot: config.storage.root ?? '' });
+        const lectures = await runDemo(agent, { seconds, out: io.out, signal: shutdown.signal });
         for (const lecture of lectures) {
           io.out(lecture.summary);
           if (lecture.location) io.out(`  -> ${lecture.location}`);
@@ -99,6 +100,7 @@ export function buildProgram(io: CliIo = processIo): Command {
     return loaded.config;
   });
   registerConfigCommands(program, io);
+  registerCameraCommands(program, io, () => load().config);
   return program;
 }
 

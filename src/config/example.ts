@@ -15,10 +15,11 @@ const HEADER = `# lectern configuration
 # Every key is optional; unknown keys are errors. Check a file with: lectern config check FILE
 #
 # Relative paths are relative to the folder of this file.
-# Secrets (camera passwords) never go in this file or on a command line: put each in its own
-# file readable only by the service user (chmod 600) and name it with passwordFile, or name an
-# environment variable with passwordEnv. With systemd, a bare name in passwordFile is looked up
-# among the service's credentials (LoadCredential=).
+# Secrets (camera passwords, storage keys) never go in this file or on a command line: put each
+# in its own file readable only by the service user (chmod 600) and name it with passwordFile
+# (accessKeyIdFile, secretAccessKeyFile), or name an environment variable with passwordEnv
+# (...Env). With systemd, a bare name in such a *File setting is looked up among the service's
+# credentials (LoadCredential=).
 `;
 
 const RTSP_EXAMPLE = `  # A network camera (uncomment and adapt):
@@ -28,7 +29,38 @@ const RTSP_EXAMPLE = `  # A network camera (uncomment and adapt):
   #   url: rtsp://192.0.2.10:554/stream1
   #   username: lectern
   #   passwordFile: /etc/lectern/board-camera.password
+  # An ONVIF camera: lectern asks it for the stream at each recording start
+  # (find cameras with: lectern cameras discover; check one with: lectern cameras probe NAME):
+  # - kind: onvif
+  #   name: front
+  #   role: presenter
+  #   address: 192.0.2.11          # host[:port], or the device service URL
+  #   username: lectern
+  #   passwordFile: /etc/lectern/front-camera.password
+  #   profile: 1280x720            # profile name, token or size (default: the first H.264 one)
+  #   preset: lectern              # PTZ preset to move to when recording starts
+  #   timeoutMs: 5000
 `;
+
+// Rendered from the schema like the rest, then commented out, so its descriptions cannot drift.
+const S3_EXAMPLE_VALUES = {
+  kind: 's3',
+  endpoint: 'https://s3.example.edu',
+  region: 'us-east-1',
+  bucket: 'lectures',
+  forcePathStyle: true,
+  accessKeyIdFile: '/etc/lectern/s3-access-key-id',
+  secretAccessKeyFile: '/etc/lectern/s3-secret-access-key',
+  prefix: '',
+};
+
+function s3Example(): string {
+  const storage = unwrap(def(unwrap(configSchema)).shape?.storage as AnySchema);
+  const body = renderObject(pickOption(storage, S3_EXAMPLE_VALUES), S3_EXAMPLE_VALUES, '  ', 'storage');
+  // One more '# ' on every line: removing it gives the settings, with their descriptions still comments.
+  const lines = body.trimEnd().split('\n').map((l) => l.replace(/^ {2}/, '  # '));
+  return `  # An S3-compatible bucket instead: replace the settings above with these, removing one '# ' from each line.\n${lines.join('\n')}\n`;
+}
 
 type AnySchema = z.core.$ZodType;
 
@@ -84,10 +116,23 @@ function renderObject(schema: AnySchema, value: Record<string, unknown>, indent:
   return out;
 }
 
+/** For a discriminated union, the member that `item` belongs to; otherwise the schema itself. */
+function pickOption(schema: AnySchema, item: unknown): AnySchema {
+  const d = def(schema);
+  if (d.type !== 'union' || !d.options || !d.discriminator || !item || typeof item !== 'object') return schema;
+  const kind = (item as Record<string, unknown>)[d.discriminator];
+  return (
+    d.options.find((o) => {
+      const lit = def(unwrap(o)).shape?.[d.discriminator as string];
+      return lit !== undefined && (def(unwrap(lit)) as unknown as { values?: unknown[] }).values?.includes(kind);
+    }) ?? schema
+  );
+}
+
 function renderEntry(key: string, field: AnySchema, value: unknown, indent: string, lead: string, at: string): string {
   if (value === undefined) return `${lead}# ${key}:\n`;
   if (COMMENTED_OUT.has(at)) return `${lead}# ${key}: ${scalar(value)}\n`;
-  const inner = unwrap(field);
+  const inner = pickOption(unwrap(field), value);
   const type = def(inner).type;
   if (type === 'object' && value !== null && typeof value === 'object') {
     return `${lead}${key}:\n${renderObject(inner, value as Record<string, unknown>, `${indent}  `, at)}`;
@@ -125,6 +170,7 @@ export function renderExampleConfig(): string {
     out += `\n# ${describe(field) ?? section}\n`;
     out += renderEntry(section, field, defaults[section], '', '', section);
     if (section === 'sources') out += RTSP_EXAMPLE;
+    if (section === 'storage') out += s3Example();
   }
   return out;
 }

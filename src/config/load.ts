@@ -89,12 +89,21 @@ function resolvePaths(config: Config, ctx: { baseDir: string; env: NodeJS.Proces
   return {
     ...config,
     agent: { ...config.agent, dataDir },
-    storage: { ...config.storage, root: config.storage.root ? abs(config.storage.root) : path.join(dataDir, 'store') },
+    storage: resolveStoragePaths(config.storage, abs, dataDir),
     sources: config.sources.map((s) =>
       // A bare name may be a systemd credential; it is looked up when the secret is read.
       s.kind === 'rtsp' && s.passwordFile !== undefined && s.passwordFile.includes('/') ? { ...s, passwordFile: abs(s.passwordFile) } : s,
     ),
   };
+}
+
+function resolveStoragePaths(storage: Config['storage'], abs: (p: string) => string, dataDir: string): Config['storage'] {
+  if (storage.kind === 'file') return { ...storage, root: storage.root ? abs(storage.root) : path.join(dataDir, 'store') };
+  // As for camera passwords: a bare name may be a systemd credential, looked up when read.
+  const file = (p: string | undefined): string | undefined => (p !== undefined && p.includes('/') ? abs(p) : p);
+  const accessKeyIdFile = file(storage.accessKeyIdFile);
+  const secretAccessKeyFile = file(storage.secretAccessKeyFile);
+  return { ...storage, ...(accessKeyIdFile ? { accessKeyIdFile } : {}), ...(secretAccessKeyFile ? { secretAccessKeyFile } : {}) };
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string[] {
@@ -121,7 +130,7 @@ function formatIssue(issue: z.core.$ZodIssue): string[] {
         const input = (issue as { input?: Record<string, unknown> }).input;
         const value = input && typeof input === 'object' ? input[disc] : undefined;
         const path = issue.path.at(-1) === disc ? issue.path : [...issue.path, disc];
-        return [`${where(path)}: unknown ${disc} ${describeValue(value)}; expected one of ${(options ?? []).map(String).join(', ')}`];
+        return [`${where(path)}: unknown ${disc} ${describeValue(value)}; expected one of ${(options ?? []).filter((o) => typeof o === 'string').join(', ')}`];
       }
       return [`${where(issue.path)}: ${issue.message}`];
     }

@@ -60,7 +60,31 @@ const rtspSource = z
   })
   .describe('an RTSP camera');
 
-export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource]);
+const onvifSource = z
+  .strictObject({
+    kind: z.literal('onvif').describe('a network camera driven by ONVIF: its stream address is asked from the camera at each recording start'),
+    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    role,
+    address: z
+      .string()
+      .regex(/^(?:https?:\/\/[^\s@/]+(?:\/\S*)?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[A-Za-z0-9.-]+(?::\d{1,5})?)$/, {
+        message: 'must be host[:port] or the device service URL (http://host[:port]/onvif/device_service), without a user name or password',
+      })
+      .describe('the camera, as host[:port] (e.g. 192.0.2.10 or 192.0.2.10:8080) or its device service URL'),
+    username: z.string().min(1).optional().describe('camera user name (an ONVIF user on the camera)'),
+    passwordFile: z.string().min(1).optional().describe('file holding the camera password (mode 0600), or a systemd credential name'),
+    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }).optional().describe('environment variable holding the camera password'),
+    profile: z.string().min(1).optional().describe('media profile to record: its name or token, or a size such as 1280x720 (default: the first H.264 profile)'),
+    preset: z.string().min(1).optional().describe('PTZ preset (name or token) the camera moves to when a recording starts'),
+    timeoutMs: int(500, 60000).default(5000).describe('how long to wait for each answer from the camera, in ms'),
+  })
+  .refine((s) => !(s.passwordFile !== undefined && s.passwordEnv !== undefined), {
+    message: 'set passwordFile or passwordEnv, not both',
+    path: ['passwordEnv'],
+  })
+  .describe('an ONVIF camera');
+
+export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource, onvifSource]);
 
 const rendition = z.strictObject({
   name: safeName('a rendition name')
@@ -72,6 +96,54 @@ const rendition = z.strictObject({
   videoBitrateKbps: int(50, 20000).describe('bitrate ceiling (maxrate) in kbit/s'),
   crf: int(0, 51).default(26).describe('x264 quality target (lower is better); the bitrate ceiling caps it'),
 });
+
+const storagePrefix = z
+  .string()
+  .default('')
+  .refine((p) => p === '' || p.split('/').every(isSafeName), { message: "must be empty or safe names joined by '/', without a leading or trailing '/'" })
+  .describe('key prefix in the storage');
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' });
+
+/** S3's bucket naming rules, so a typo is a configuration error rather than a failed upload. */
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: "must be 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit" })
+  .refine((b) => !b.includes('..') && !b.includes('.-') && !b.includes('-.'), { message: "must not contain '..', '.-' or '-.'" })
+  .refine((b) => !/^\d+\.\d+\.\d+\.\d+$/.test(b), { message: 'must not look like an IP address' })
+  .refine((b) => !b.startsWith('xn--') && !b.endsWith('-s3alias') && !b.endsWith('--ol-s3'), { message: "must not start with 'xn--' or end with '-s3alias' or '--ol-s3'" });
+
+const fileStorage = z.strictObject({
+  kind: z.literal('file').default('file').describe('file: a local or mounted folder; s3: an S3-compatible bucket (example below)'),
+  root: z.string().min(1).optional().describe('the folder (default: <dataDir>/store)'),
+  prefix: storagePrefix,
+});
+
+const s3Storage = z
+  .strictObject({
+    kind: z.literal('s3').describe('an S3-compatible bucket (AWS S3, Ceph RGW, MinIO...)'),
+    endpoint: z
+      .url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' })
+      .refine((u) => !/^https?:\/\/[^/]*@/.test(u), { message: 'must not contain credentials; use accessKeyIdFile and secretAccessKeyFile' })
+      .optional()
+      .describe('the server, e.g. https://s3.example.edu (leave out for AWS S3 itself)'),
+    region: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { message: "must be letters, digits, '_' or '-'" }).default('us-east-1').describe('the region the bucket is in (most S3-compatible servers accept us-east-1)'),
+    bucket: bucketName.describe('the bucket, which must exist'),
+    forcePathStyle: z.boolean().default(true).describe('address the bucket as a path (http://host/bucket/...), as Ceph and MinIO need; false for virtual-host style'),
+    accessKeyIdFile: z.string().min(1).optional().describe('file holding the access key id (mode 0600), or a systemd credential name'),
+    accessKeyIdEnv: envName.optional().describe('environment variable holding the access key id (default without either: AWS_ACCESS_KEY_ID)'),
+    secretAccessKeyFile: z.string().min(1).optional().describe('file holding the secret access key (mode 0600), or a systemd credential name'),
+    secretAccessKeyEnv: envName.optional().describe('environment variable holding the secret access key (default without either: AWS_SECRET_ACCESS_KEY)'),
+    prefix: storagePrefix,
+  })
+  .refine((s) => !(s.accessKeyIdFile !== undefined && s.accessKeyIdEnv !== undefined), { message: 'set accessKeyIdFile or accessKeyIdEnv, not both', path: ['accessKeyIdEnv'] })
+  .refine((s) => !(s.secretAccessKeyFile !== undefined && s.secretAccessKeyEnv !== undefined), {
+    message: 'set secretAccessKeyFile or secretAccessKeyEnv, not both',
+    path: ['secretAccessKeyEnv'],
+  })
+  .describe('an S3-compatible bucket');
+
+export const storageSchema = z.discriminatedUnion('kind', [fileStorage, s3Storage]);
 
 export const configSchema = z
   .strictObject({
@@ -146,18 +218,7 @@ export const configSchema = z
       })
       .prefault({})
       .describe('the HLS package'),
-    storage: z
-      .strictObject({
-        kind: z.literal('file').default('file').describe('file: a local or mounted folder (S3 storage comes with the upload work)'),
-        root: z.string().min(1).optional().describe('the folder (default: <dataDir>/store)'),
-        prefix: z
-          .string()
-          .default('')
-          .refine((p) => p === '' || p.split('/').every(isSafeName), { message: "must be empty or safe names joined by '/', without a leading or trailing '/'" })
-          .describe('key prefix in the storage'),
-      })
-      .prefault({})
-      .describe('where finished lectures are published'),
+    storage: storageSchema.prefault({}).describe('where finished lectures are published'),
     queue: z
       .strictObject({
         leaseMs: int(5000, 3_600_000).default(60000).describe('how long a claimed job stays claimed without a heartbeat'),
@@ -172,3 +233,5 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type SourceConfig = Config['sources'][number];
+export type StorageConfig = Config['storage'];
+export type S3StorageConfig = Extract<StorageConfig, { kind: 's3' }>;

@@ -28,6 +28,15 @@ export const ERROR_CODES = {
   CHECKSUM_MISMATCH: 'a file does not match its sha256',
   INVALID_NAME: 'a name contains characters that are not allowed',
   INTERNAL: 'an internal error',
+  STORE_BUCKET_MISSING: 'the storage bucket does not exist',
+  STORE_ACCESS_DENIED: 'the storage refused the credentials or their rights',
+  CAMERA_UNREACHABLE: 'the camera cannot be reached on the network',
+  CAMERA_TIMEOUT: 'the camera did not answer in time',
+  CAMERA_AUTH_FAILED: 'the camera refused the user name or password',
+  CAMERA_BAD_REPLY: 'the camera sent a reply that cannot be understood',
+  CAMERA_FAULT: 'the camera refused the request',
+  CAMERA_UNSUPPORTED: 'the camera does not offer this function',
+  CAMERA_NO_MATCH: 'the camera has no profile or preset by that name',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -13,7 +13,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   queue: ['db', 'log', 'util'],
   ffmpeg: ['log', 'util'],
   storage: ['log', 'util', 'config'],
-  capture: ['ffmpeg', 'storage', 'log', 'util', 'config'],
+  camera: ['log', 'util', 'config'],
+  capture: ['ffmpeg', 'storage', 'log', 'util', 'config', 'camera'],
   transcode: ['ffmpeg', 'storage', 'log', 'util', 'queue'],
   upload: ['storage', 'log', 'util', 'queue', 'config', 'transcode'],
   agent: ['*'],
@@ -26,6 +27,8 @@ const LIBRARY_OWNER: Record<string, string> = {
   yaml: 'config',
   chokidar: 'capture',
   commander: 'cli',
+  'fast-xml-parser': 'camera',
+  '@aws-sdk/client-s3': 'storage',
 };
 
 function sourceFiles(dir: string): string[] {

@@ -52,7 +52,7 @@ describe('configuration', () => {
     expect(problems).toHaveLength(3);
     expect(problems).toContain('capture.segmentSeconds: must be a number >= 2, got 0');
     expect(problems).toContain('transcode.foo: unknown key');
-    expect(problems).toContain('sources.0.kind: unknown kind "usb"; expected one of synthetic, rtsp');
+    expect(problems).toContain('sources.0.kind: unknown kind "usb"; expected one of synthetic, rtsp, onvif');
   });
 
   it('refuses a password inside a camera URL without repeating it', () => {
@@ -83,10 +83,10 @@ describe('configuration', () => {
     const file = write('etc/lectern.yaml', 'agent:\n  dataDir: ../var\nstorage:\n  root: /srv/store\n');
     const { config } = loadConfig({ path: file, env: {}, cwd: '/' });
     expect(config.agent.dataDir).toBe(path.join(tmp.dir, 'var'));
-    expect(config.storage.root).toBe('/srv/store');
+    expect(config.storage).toMatchObject({ kind: 'file', root: '/srv/store' });
     const service = loadConfig({ env: { STATE_DIRECTORY: '/var/lib/lectern' }, cwd: tmp.dir });
     expect(service.config.agent.dataDir).toBe('/var/lib/lectern');
-    expect(service.config.storage.root).toBe('/var/lib/lectern/store');
+    expect(service.config.storage).toMatchObject({ kind: 'file', root: '/var/lib/lectern/store' });
   });
 
   it('names the line of a YAML syntax error, and refuses a list at the top', () => {

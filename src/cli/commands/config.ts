@@ -44,7 +44,8 @@ export function registerConfigCommands(program: Command, io: { out: (s: string) 
         io.out(`ok: ${source}`);
         io.out(`  agent ${c.agent.id} at ${c.agent.site}/${c.agent.room}; data in ${c.agent.dataDir}`);
         io.out(`  sources: ${c.sources.map((s) => `${s.name} (${s.kind}, ${s.role})`).join(', ')}`);
-        io.out(`  storage: ${c.storage.kind} ${c.storage.root ?? ''}${c.storage.prefix ? ` prefix ${c.storage.prefix}` : ''}`);
+        const where = c.storage.kind === 'file' ? (c.storage.root ?? '') : `${c.storage.endpoint ?? `aws:${c.storage.region}`} bucket ${c.storage.bucket}`;
+        io.out(`  storage: ${c.storage.kind} ${where}${c.storage.prefix ? ` prefix ${c.storage.prefix}` : ''}`);
       } catch (err) {
         if (isLecternError(err, 'CONFIG_INVALID') && Array.isArray(err.details.problems)) {
           io.err(formatProblems(err.details.problems as string[], String(err.details.source)));
