@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseSegmentList } from '../../src/capture/segmentList.js';
 import { runFfmpeg } from '../../src/ffmpeg/run.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { PackageSegment } from '../../src/transcode/packager.js';
+import type { PackagerSettings, PackageSegment } from '../../src/transcode/packager.js';
 import { hashFile } from '../../src/util/hash.js';
 
 /**
@@ -35,4 +35,18 @@ export async function recordSegments(dir: string, opts: { seconds: number; volum
       return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run: 1 };
     }),
   );
+}
+
+/** Packager settings for tests: the production defaults except the ladder and the thumbnail interval. */
+export function testPackagerSettings(overrides: Partial<PackagerSettings> & Pick<PackagerSettings, 'renditions'>): PackagerSettings {
+  return {
+    hlsSegmentSeconds: 4,
+    audioBitrateKbps: 64,
+    preset: 'veryfast',
+    niceness: 10,
+    probeTimeoutMs: 30_000,
+    durationToleranceSeconds: 0.5,
+    thumbnailIntervalSeconds: 10,
+    ...overrides,
+  };
 }

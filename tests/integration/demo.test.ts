@@ -13,6 +13,7 @@ import { hashFile, sha256Hex } from '../../src/util/hash.js';
 import { waitFor } from '../../src/util/sleep.js';
 import { killGroup, ROOT, runCli, startCli } from '../helpers/cli.js';
 import { makeTmpDir } from '../helpers/tmp.js';
+import { smallDemoConfig } from '../helpers/config.js';
 
 /**
  * The main job end to end, as a person runs it: the built CLI records from the synthetic camera,
@@ -78,28 +79,7 @@ async function verifyPublishedLecture(storeRoot: string, recordedSeconds?: numbe
 
 function writeSmallConfig(dir: string): string {
   const file = path.join(dir, 'lectern.yaml');
-  writeFileSync(
-    file,
-    [
-      'agent:',
-      '  dataDir: data',
-      'sources:',
-      '  - name: presenter',
-      '    kind: synthetic',
-      '    width: 320',
-      '    height: 240',
-      'capture:',
-      '  segmentSeconds: 2',
-      '  minFreeDiskBytes: 0',
-      'transcode:',
-      '  renditions:',
-      '    - { name: 240p, height: 240, videoBitrateKbps: 300 }',
-      '    - { name: 144p, height: 144, videoBitrateKbps: 120 }',
-      'queue:',
-      '  backoffBaseMs: 500',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, smallDemoConfig(['queue:', '  backoffBaseMs: 500']));
   return file;
 }
 

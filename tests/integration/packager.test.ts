@@ -5,7 +5,7 @@ import { probeMedia } from '../../src/ffmpeg/ffprobe.js';
 import { runFfmpeg } from '../../src/ffmpeg/run.js';
 import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
 import { Packager, type PackageSegment } from '../../src/transcode/packager.js';
-import { recordSegments as recordMedia } from '../helpers/media.js';
+import { recordSegments as recordMedia, testPackagerSettings } from '../helpers/media.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
 // Real ffmpeg end to end: recorded-like MPEG-TS segments in, an HLS package with loudness
@@ -38,20 +38,14 @@ function packager(hardware?: { encoder: 'vaapi' | 'qsv'; device: string }) {
     lines,
     packager: new Packager({
       logger,
-      settings: {
+      settings: testPackagerSettings({
         renditions: [
           { name: '240p', height: 240, videoBitrateKbps: 300, crf: 28 },
           { name: '144p', height: 144, videoBitrateKbps: 120, crf: 30 },
         ],
-        hlsSegmentSeconds: 4,
-        audioBitrateKbps: 64,
-        preset: 'veryfast',
-        niceness: 10,
-        probeTimeoutMs: 30_000,
-        durationToleranceSeconds: 0.5,
         thumbnailIntervalSeconds: 2,
         ...(hardware ? { hardware } : {}),
-      },
+      }),
     }),
   };
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
 import { Packager } from '../../src/transcode/packager.js';
 import { launchChromium } from '../helpers/browser.js';
-import { recordSegments } from '../helpers/media.js';
+import { recordSegments, testPackagerSettings } from '../helpers/media.js';
 import { serveStatic } from '../helpers/staticServer.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
@@ -41,19 +41,12 @@ describe('HLS playback in Chromium with hls.js', () => {
     const out = path.join(tmp.dir, 'pkg');
     await new Packager({
       logger: silentLogger,
-      settings: {
+      settings: testPackagerSettings({
         renditions: [
           { name: '360p', height: 360, videoBitrateKbps: 600, crf: 26 },
           { name: '180p', height: 180, videoBitrateKbps: 150, crf: 28 },
         ],
-        hlsSegmentSeconds: 4,
-        audioBitrateKbps: 64,
-        preset: 'veryfast',
-        niceness: 10,
-        probeTimeoutMs: 30_000,
-        durationToleranceSeconds: 0.5,
-        thumbnailIntervalSeconds: 10,
-      },
+      }),
     }).build(
       {
         lectureId: '01JPLAYBACK00000000000000A',

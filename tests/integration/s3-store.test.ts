@@ -15,6 +15,7 @@ import { runCli } from '../helpers/cli.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
 import { describeStoreContract, errorCodeOf } from './store-contract.js';
+import { smallDemoConfig } from '../helpers/config.js';
 
 /**
  * S3Store against a real S3 server: Ceph's RADOS Gateway from Debian (tests/peers/rgw.ts),
@@ -341,18 +342,7 @@ describe('lectern demo publishing to S3', () => {
     const config = path.join(tmp.dir, 'lectern.yaml');
     writeFileSync(
       config,
-      [
-        'agent:',
-        '  dataDir: data',
-        'sources:',
-        '  - { name: presenter, kind: synthetic, width: 320, height: 240 }',
-        'capture:',
-        '  segmentSeconds: 2',
-        '  minFreeDiskBytes: 0',
-        'transcode:',
-        '  renditions:',
-        '    - { name: 240p, height: 240, videoBitrateKbps: 300 }',
-        '    - { name: 144p, height: 144, videoBitrateKbps: 120 }',
+      smallDemoConfig([
         'storage:',
         '  kind: s3',
         `  endpoint: ${rgw.endpoint}`,
@@ -360,8 +350,7 @@ describe('lectern demo publishing to S3', () => {
         '  accessKeyIdFile: s3-key-id',
         '  secretAccessKeyFile: ./s3-secret',
         '  prefix: campus',
-        '',
-      ].join('\n'),
+      ]),
     );
     // No AWS_* variables leak in from the test's own environment.
     const env = { LECTERN_CONFIG: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };

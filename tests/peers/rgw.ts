@@ -148,7 +148,26 @@ function randomKey(chars: number): string {
   return [...randomBytes(chars)].map((b) => alphabet[b % alphabet.length]).join('');
 }
 
+/**
+ * Starts the gateway, trying up to three times. The ports are free when chosen but bound only
+ * later by the daemons, so another cluster starting on this machine at the same moment (a second
+ * test run) can take one in between; the OSD then registers with the wrong monitor ("wrong
+ * fsid"). A fresh directory and fresh ports make the next attempt independent.
+ */
 export async function startRgw(opts: { deadlineMs?: number } = {}): Promise<RgwPeer> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startRgwOnce(opts);
+    } catch (err) {
+      lastError = err;
+      console.warn(`RGW start attempt ${attempt} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+  }
+  throw lastError;
+}
+
+async function startRgwOnce(opts: { deadlineMs?: number }): Promise<RgwPeer> {
   const tools = ['monmaptool', 'ceph-mon', 'ceph', 'ceph-osd', 'radosgw', 'radosgw-admin'];
   const missing = tools.filter((t) => !existsSync(`/usr/bin/${t}`));
   if (missing.length > 0) {
