@@ -66,14 +66,13 @@ export class Worker {
   }
 
   /** Requeues abandoned jobs, then starts the loop in the background. Resolves once started. */
-  start(): Promise<void> {
-    if (this.stopping) return Promise.reject(new LecternError('INTERNAL', 'a stopped worker cannot be started again'));
-    if (this.loopDone) return Promise.resolve();
+  async start(): Promise<void> {
+    if (this.stopping) throw new LecternError('INTERNAL', 'a stopped worker cannot be started again');
+    if (this.loopDone) return;
     this.queue.reclaimExpired({ all: this.reclaimAllOnStart });
     this.lastReclaimMs = this.queue.now();
     this.logger.info('worker started', { owner: this.owner, kinds: this.kinds(), concurrency: this.concurrency });
     this.loopDone = this.loop();
-    return Promise.resolve();
   }
 
   /** Aborts running handlers through their signal, waits for them to settle and stops polling. */
