@@ -7,6 +7,7 @@ import { formatProblems, loadConfig, type Config, type LoadedConfig } from '../c
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { describeError, isLecternError } from '../util/errors.js';
 import { registerCameraCommands } from './commands/cameras.js';
+import { registerMicCommands } from './commands/mics.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { processIo, type CliIo } from './io.js';
@@ -101,6 +102,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   });
   registerConfigCommands(program, io);
   registerCameraCommands(program, io, () => load().config);
+  registerMicCommands(program, io, () => load().config);
   return program;
 }
 

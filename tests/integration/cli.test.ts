@@ -59,4 +59,15 @@ describe('lectern CLI', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('--seconds must be a number from 2 to 3600, got "soon"');
   });
+
+  it('mics list answers plainly on a machine without a sound card, and lists the sources\' audio', async () => {
+    const run = await runCli(['mics', 'list'], { cwd: tmp.dir, env });
+    expect(run.code).toBe(0);
+    // This machine (like CI) has no ALSA driver; a classroom PC shows its devices here instead.
+    expect(run.stdout).toMatch(/^(No ALSA capture devices: this machine has no sound card|ALSA capture devices)/m);
+    expect(run.stdout).toContain('presenter (synthetic): a test tone');
+    const json = JSON.parse((await runCli(['mics', 'list', '--json'], { cwd: tmp.dir, env })).stdout) as { alsa: { available: boolean }; sources: unknown[] };
+    expect(typeof json.alsa.available).toBe('boolean');
+    expect(json.sources).toHaveLength(1);
+  });
 });
