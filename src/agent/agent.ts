@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { RecordingController } from '../capture/recordingController.js';
 import type { CaptureSettings } from '../capture/sourceRecorder.js';
 import type { Config } from '../config/index.js';
@@ -13,8 +14,18 @@ import { createTranscodeHandler, TRANSCODE_JOB } from '../transcode/handler.js';
 import { Packager } from '../transcode/packager.js';
 import { createPublishHandler, PUBLISH_JOB } from '../upload/publishHandler.js';
 import { describeError } from '../util/errors.js';
+import { createApiBackend, createApiServer } from './apiBackend.js';
 import { buildCaptureSources, checkCameras } from './sources.js';
+import { StatusAggregator } from './status.js';
+import type { ApiServer } from '../api/server.js';
+import { freeDiskBytes } from '../storage/diskSpace.js';
 import { createStore, describeStoreLocation } from './store.js';
+import { createTimetable } from './timetable.js';
+import { Heartbeat, newestJobError, packagedBytesWaiting, readHeartbeatVersions } from './heartbeat.js';
+import { MANIFEST_FILE_NAME } from '../transcode/manifest.js';
+import { ImportFolder } from '../capture/importFolder.js';
+import { probeMedia } from '../ffmpeg/ffprobe.js';
+import type { Scheduler } from '../schedule/index.js';
 
 /**
  * The composition root: the only place that knows every module. It builds the components,
@@ -28,6 +39,10 @@ export interface AgentOptions {
   logger: Logger;
   version: string;
   env?: NodeJS.ProcessEnv;
+  /** Serve the local API and kiosk (config `api`); the daemon does, the demo does not. */
+  serveApi?: boolean;
+  /** Follow the timetable and watch the import folder (config `schedule`, `import`); the daemon does, the demo does not. */
+  roomDuties?: boolean;
 }
 
 /** The parts a running agent exposes to the CLI, the demo and (later) the local API. */
@@ -39,6 +54,12 @@ export interface AgentParts {
   controller: RecordingController;
   store: Store;
   layout: LocalLayout;
+  /** The one status the API, CLI, metrics and heartbeat read. */
+  status: StatusAggregator;
+  /** The local API, when serveApi was asked and api.enabled. */
+  api?: ApiServer;
+  /** The room's timetable, when one is configured (daemon only). */
+  scheduler?: Scheduler;
 }
 
 // Packaged duration may differ from the recorded one by up to half a second (the acceptance bound).
@@ -46,6 +67,8 @@ const DURATION_TOLERANCE_SECONDS = 0.5;
 const PROBE_TIMEOUT_MS = 30_000;
 // One seek-bar thumbnail every 10 s: a 90-minute lecture gets 540 tiles in 22 small sprites.
 const THUMBNAIL_INTERVAL_SECONDS = 10;
+// A 1080p camera writes about 30 MB a minute: 5 s between checks is a few MB of margin.
+const DISK_CHECK_INTERVAL_MS = 5_000;
 
 export class Agent {
   readonly #o: AgentOptions;
@@ -78,7 +101,7 @@ export class Agent {
       maxAttempts: config.queue.maxAttempts,
       backoff: { baseMs: config.queue.backoffBaseMs, capMs: config.queue.backoffCapMs, jitter: 0.5 },
     });
-    const store = createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot });
+    const store = createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot, db });
     await store.start();
     this.#started.push({ name: 'store', stop: () => store.stop() });
 
@@ -125,8 +148,11 @@ export class Agent {
       stallTimeoutMs: config.capture.stallTimeoutMs,
       stopQuitGraceMs: config.capture.stopQuitGraceMs,
       stopInterruptGraceMs: config.capture.stopInterruptGraceMs,
-      restartBackoff: { baseMs: 1_000, capMs: 30_000, jitter: 0.3 },
+      // While a lecture is live a lost camera is retried at least every 2 s: a camera reboot of
+      // ten seconds must cost ten seconds of lecture, not the minute a longer backoff would.
+      restartBackoff: { baseMs: 1_000, capMs: 2_000, jitter: 0.3 },
       stableRunMs: 60_000,
+      monitor: config.capture.monitor,
     };
     const enqueueTranscode = (recordingId: string): void => {
       queue.enqueue(TRANSCODE_JOB, { recordingId }, { key: recordingId });
@@ -138,11 +164,31 @@ export class Agent {
       store: recordings,
       dirs: layout,
       disk: new DiskGuard({ path: config.agent.dataDir, minFreeBytes: config.capture.minFreeDiskBytes, logger }),
+      diskWatch: {
+        intervalMs: DISK_CHECK_INTERVAL_MS,
+        alertBelowBytes: config.capture.minFreeDiskBytes,
+        stopBelowBytes: Math.min(config.capture.stopFreeDiskBytes, config.capture.minFreeDiskBytes),
+      },
       logger,
       onFinished: enqueueTranscode,
     });
 
-    this.#parts = { db, queue, worker, recordings, controller, store, layout };
+    const status = new StatusAggregator({
+      identity: { id: config.agent.id, site: config.agent.site, room: config.agent.room, version: this.#o.version },
+      controller,
+      recording: (id) => recordings.get(id),
+      queueCounts: () => queue.counts(),
+      pendingLectures: () => queue.activeCount([TRANSCODE_JOB, PUBLISH_JOB]),
+      freeDiskBytes: () => freeDiskBytes(config.agent.dataDir),
+      disk: { minFreeBytes: config.capture.minFreeDiskBytes, stopFreeBytes: config.capture.stopFreeDiskBytes },
+      kioskPinRequired: config.api.kioskPinFile !== undefined,
+      next: () => {
+        const [slot] = this.#parts?.scheduler?.upcoming(1) ?? [];
+        return slot ? { title: slot.title, course: slot.course, startsAtMs: slot.startMs, endsAtMs: slot.endMs } : null;
+      },
+      logger,
+    });
+    this.#parts = { db, queue, worker, recordings, controller, store, layout, status };
 
     await controller.start();
     // A crash between "recording stopped" and "transcode enqueued" is healed here: the
@@ -156,6 +202,65 @@ export class Agent {
     await worker.start();
     this.#started.push({ name: 'worker', stop: () => worker.stop() });
     this.#started.push({ name: 'recording controller', stop: () => controller.stop() });
+    if (this.#o.roomDuties) {
+      // After the controller: a lecture resumed after a restart is already live when the
+      // timetable looks at the slot in progress.
+      const scheduler = createTimetable(config, controller, logger);
+      if (scheduler) {
+        await scheduler.start();
+        this.#started.push({ name: 'timetable', stop: () => scheduler.stop() });
+        this.#parts.scheduler = scheduler;
+      }
+      if (config.import.folder !== undefined) {
+        const importer = new ImportFolder({
+          folder: config.import.folder,
+          dataDir: layout.dataDir,
+          copiesDir: path.join(layout.dataDir, 'imports'),
+          sourceName: presenter.name,
+          settleMs: config.import.settleMs,
+          scanIntervalMs: config.import.scanIntervalMs,
+          repo: recordings,
+          enqueue: enqueueTranscode,
+          probe: (file) => probeMedia(file, { timeoutMs: PROBE_TIMEOUT_MS }),
+          logger,
+        });
+        await importer.start();
+        this.#started.push({ name: 'import folder', stop: () => importer.stop() });
+      }
+    }
+    await status.start();
+    this.#started.push({ name: 'status', stop: () => status.stop() });
+    if (this.#o.roomDuties && config.heartbeat.enabled) {
+      // After the worker and the status; stopped before both and before the store is released,
+      // with at most 2 s spent on a store that hangs.
+      const heartbeat = new Heartbeat({
+        status: () => status.current(),
+        store,
+        storePrefix: config.storage.prefix,
+        agentId: config.agent.id,
+        dataDir: layout.dataDir,
+        intervalMs: config.heartbeat.intervalMs,
+        logger,
+        versions: () => readHeartbeatVersions(this.#o.version),
+        pendingBytes: () =>
+          packagedBytesWaiting(
+            [...queue.list({ kind: PUBLISH_JOB, state: 'queued' }), ...queue.list({ kind: PUBLISH_JOB, state: 'running' })].flatMap((job) => {
+              const id = (job.payload as { lectureId?: unknown } | null)?.lectureId;
+              return typeof id === 'string' ? [id] : [];
+            }),
+            (id) => path.join(layout.packageDir(id), MANIFEST_FILE_NAME),
+          ),
+        lastError: () => newestJobError(queue.list({ limit: 200 })),
+      });
+      await heartbeat.start();
+      this.#started.push({ name: 'heartbeat', stop: () => heartbeat.stop() });
+    }
+    if (this.#o.serveApi && config.api.enabled) {
+      const api = createApiServer(config, createApiBackend({ config, controller, recordings, queue, layout, status, logger }), logger, env);
+      await api.start();
+      this.#started.push({ name: 'local API', stop: () => api.stop() });
+      this.#parts.api = api;
+    }
     this.#log.info('agent started', { dataDir: config.agent.dataDir, store: store.description, sources: sources.map((s) => s.name).join(',') });
   }
 

@@ -29,6 +29,22 @@ export interface DemoLecture {
 
 export async function runDemo(agent: Agent, opts: DemoOptions): Promise<DemoLecture[]> {
   const { queue, worker, controller } = agent.parts;
+  // A demo killed while recording: the agent's start continued that lecture (controller.start());
+  // it records on until its planned end, then is packaged and published like any other.
+  const live = controller.status();
+  if (live.recordingId !== undefined) {
+    const resumed = live.recordingId;
+    const plannedEndMs = live.plannedEndMs ?? Date.now();
+    const remainingSeconds = Math.max(0, Math.round((plannedEndMs - Date.now()) / 1000));
+    opts.out(`Resuming lecture ${resumed}, interrupted while recording: recording until its planned end in ${remainingSeconds} s...`);
+    await recordUntil(plannedEndMs, opts);
+    await controller.stopRecording('demo finished');
+    opts.out('Recording stopped; packaging and publishing...');
+    await worker.runUntilIdle();
+    const ids = [...new Set([resumed, ...lecturesWithPendingWork(queue)])];
+    return Promise.all(ids.map((id) => describeLecture(agent, id)));
+  }
+
   const unfinished = lecturesWithPendingWork(queue);
   if (unfinished.length > 0) {
     opts.out(`Resuming ${unfinished.length} unfinished lecture(s) from an earlier run: ${unfinished.join(', ')}`);
@@ -36,17 +52,25 @@ export async function runDemo(agent: Agent, opts: DemoOptions): Promise<DemoLect
     return Promise.all(unfinished.map((id) => describeLecture(agent, id)));
   }
 
-  const { recordingId } = await controller.startRecording({ title: 'lectern demo lecture' });
+  // The planned end is stored with the recording, so a demo killed mid-recording and run again
+  // knows when this lecture was meant to end.
+  const plannedEndMs = Date.now() + opts.seconds * 1000;
+  const { recordingId } = await controller.startRecording({ title: 'lectern demo lecture', plannedEndMs });
   opts.out(`Recording lecture ${recordingId} for ${opts.seconds} s from the configured source(s)...`);
-  try {
-    await sleep(opts.seconds * 1000, opts.signal);
-  } catch {
-    opts.out('Interrupted: stopping the recording and keeping what was recorded.');
-  }
+  await recordUntil(plannedEndMs, opts);
   await controller.stopRecording('demo finished');
   opts.out('Recording stopped; packaging and publishing...');
   await worker.runUntilIdle();
   return [await describeLecture(agent, recordingId)];
+}
+
+/** Waits until `endMs` (the controller also stops the recording then), or until interrupted. */
+async function recordUntil(endMs: number, opts: DemoOptions): Promise<void> {
+  try {
+    await sleep(Math.max(0, endMs - Date.now()), opts.signal);
+  } catch {
+    opts.out('Interrupted: stopping the recording and keeping what was recorded.');
+  }
 }
 
 /** Lectures whose transcode or publish job is queued or running. */

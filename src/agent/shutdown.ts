@@ -7,6 +7,13 @@ import { describeError } from '../util/errors.js';
  * database is checkpointed) and exits. A hard deadline guarantees exit inside systemd's stop
  * timeout even if a part hangs.
  */
+/**
+ * How long the daemon and the demo may take to shut down before they exit anyway: longer than the
+ * capture stop ladder (8 s quit + 10 s interrupt) with room for an aborted package and the database
+ * checkpoint; the systemd unit's TimeoutStopSec is longer still (tests/integration/systemd-unit.test.ts).
+ */
+export const SHUTDOWN_DEADLINE_MS = 60_000;
+
 export interface ShutdownOptions {
   logger: Logger;
   stop: () => Promise<void>;

@@ -31,7 +31,7 @@ export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv, logg
         return {
           name: source.name,
           role: source.role,
-          input: { kind: 'rtsp', url: url.toString(), timeoutMs: config.capture.rtspTimeoutMs },
+          input: { kind: 'rtsp', url: url.toString(), timeoutMs: config.capture.rtspTimeoutMs, ...(source.audioIsAac ? { copyAudio: true } : {}) },
           secrets: password === undefined ? [] : [password, encodeURIComponent(password)],
         };
       }
@@ -106,7 +106,14 @@ export class OnvifCaptureSource implements CaptureSource {
           this.#log.warn(`cannot move to preset "${this.#config.preset}": ${describeError(err)}`);
         });
       }
-      const resolved = { input: { kind: 'rtsp' as const, url: this.#camera.credentialedUri(uri), timeoutMs: this.#rtspTimeoutMs }, secrets: this.secrets };
+      const input: CaptureInput = {
+        kind: 'rtsp',
+        url: this.#camera.credentialedUri(uri),
+        timeoutMs: this.#rtspTimeoutMs,
+        // The profile names its audio encoding: AAC (Media2: MP4A-LATM or mpeg4-generic) is kept as it is.
+        ...(isAac(profile.audio?.encoding) ? { copyAudio: true } : {}),
+      };
+      const resolved = { input, secrets: this.secrets };
       if (this.#last?.input.kind !== 'rtsp' || this.#last.input.url !== resolved.input.url) this.#log.info(`stream ${uri}`, { profile: describeProfile(profile) });
       this.#last = resolved;
       this.input = resolved.input;
@@ -122,4 +129,8 @@ export class OnvifCaptureSource implements CaptureSource {
 /** Asks every ONVIF camera for its stream once, in parallel; never throws. */
 export async function checkCameras(sources: readonly CaptureSource[], signal: AbortSignal): Promise<void> {
   await Promise.all(sources.filter((s): s is OnvifCaptureSource => s instanceof OnvifCaptureSource).map((s) => s.check(signal)));
+}
+
+function isAac(encoding: string | undefined): boolean {
+  return encoding !== undefined && /^(aac|mp4a-latm|mpeg4-generic)$/i.test(encoding);
 }

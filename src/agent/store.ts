@@ -1,12 +1,17 @@
 import path from 'node:path';
 import { readSecret, type Config } from '../config/index.js';
+import { UploadsRepo, type Db } from '../db/index.js';
 import type { Logger } from '../log/logger.js';
 import { FileStore } from '../storage/fileStore.js';
 import { S3Store } from '../storage/s3Store.js';
 import type { Store } from '../storage/store.js';
 
-/** The configured storage: an S3 bucket (credentials read from their secret files) or a folder. */
-export function createStore(config: Config, opts: { logger: Logger; env: NodeJS.ProcessEnv; defaultRoot: string }): Store {
+/**
+ * The configured storage: an S3 bucket (credentials read from their secret files) or a folder.
+ * With `db`, multipart uploads keep their progress in it and resume after a restart; without
+ * (CLI commands that only read), in memory.
+ */
+export function createStore(config: Config, opts: { logger: Logger; env: NodeJS.ProcessEnv; defaultRoot: string; db?: Db }): Store {
   const storage = config.storage;
   if (storage.kind === 'file') return new FileStore({ root: storage.root ?? opts.defaultRoot, logger: opts.logger });
   // Without a file or variable named, the usual AWS variables: what IT staff try first.
@@ -25,6 +30,7 @@ export function createStore(config: Config, opts: { logger: Logger; env: NodeJS.
     forcePathStyle: storage.forcePathStyle,
     credentials: { accessKeyId, secretAccessKey },
     logger: opts.logger,
+    ...(opts.db ? { multipartState: new UploadsRepo(opts.db) } : {}),
   });
 }
 

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log/logger.js';
 
@@ -48,6 +47,7 @@ export class SegmentListWatcher {
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #seen = 0;
+  #stopped = false;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(opts: SegmentListWatcherOptions) {
@@ -60,17 +60,22 @@ export class SegmentListWatcher {
   }
 
   async start(): Promise<void> {
-    const dir = path.dirname(this.#opts.listPath);
-    const name = path.basename(this.#opts.listPath);
-    // Watch the run directory: the list file does not exist until the first segment closes.
-    this.#watcher = watch(dir, { depth: 0, ignoreInitial: false });
-    const onEvent = (p: string): void => {
-      if (path.basename(p) === name) void this.scan();
-    };
-    this.#watcher.on('add', onEvent).on('change', onEvent);
-    this.#watcher.on('error', (err) => this.#opts.logger.warn('segment list watcher error; the periodic scan continues', { err }));
     this.#timer = setInterval(() => void this.scan(), this.#opts.reconcileIntervalMs ?? 2_000);
     this.#timer.unref();
+    await this.scan();
+  }
+
+  /**
+   * Watches the list file itself once it exists (the first segment's close creates it; until then
+   * the periodic scan looks for it). Not the run directory: ffmpeg flushes every packet into the
+   * open segment, and each of those writes made a directory watcher re-read the directory
+   * (measured: most of the agent's CPU while recording).
+   */
+  #watchList(): void {
+    if (this.#watcher || this.#stopped) return;
+    this.#watcher = watch(this.#opts.listPath, { ignoreInitial: true });
+    this.#watcher.on('change', () => void this.scan());
+    this.#watcher.on('error', (err) => this.#opts.logger.warn('segment list watcher error; the periodic scan continues', { err }));
   }
 
   /** Reads the list and hands over lines not seen yet. Scans are serialised. */
@@ -89,6 +94,7 @@ export class SegmentListWatcher {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // no segment closed yet
       throw err;
     }
+    this.#watchList();
     const entries = parseSegmentList(text);
     for (const entry of entries.slice(this.#seen)) {
       await this.#opts.onSegment(entry);
@@ -98,6 +104,7 @@ export class SegmentListWatcher {
 
   /** Stops watching after one last scan; call after ffmpeg has exited. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#watcher?.close();

@@ -1,15 +1,8 @@
 import { Command, Option } from 'commander';
-import { Agent } from '../agent/agent.js';
-import { runDemo } from '../agent/demo.js';
-import { installShutdown } from '../agent/shutdown.js';
 import { readVersion } from '../agent/version.js';
 import { formatProblems, loadConfig, type Config, type LoadedConfig } from '../config/index.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { describeError, isLecternError } from '../util/errors.js';
-import { registerCameraCommands } from './commands/cameras.js';
-import { registerMicCommands } from './commands/mics.js';
-import { registerConfigCommands } from './commands/config.js';
-import { registerQueueCommands } from './commands/queue.js';
 import { processIo, type CliIo } from './io.js';
 
 /**
@@ -19,7 +12,37 @@ import { processIo, type CliIo } from './io.js';
 
 export const EXIT = { ok: 0, usage: 1, config: 2, runtime: 3 } as const;
 
-export function buildProgram(io: CliIo = processIo): Command {
+type Loader = () => LoadedConfig;
+
+/**
+ * The command groups, each loaded only when it runs (or for help): `lectern status` on a kiosk PC
+ * must not pay for SQLite, the XML parser and the S3 client that other commands need.
+ */
+const COMMAND_GROUPS: Record<string, (program: Command, io: CliIo, load: Loader) => Promise<void>> = {
+  queue: async (program, io, load) => (await import('./commands/queue.js')).registerQueueCommands(program, io, () => load().config),
+  config: async (program, io) => (await import('./commands/config.js')).registerConfigCommands(program, io),
+  cameras: async (program, io, load) => (await import('./commands/cameras.js')).registerCameraCommands(program, io, () => load().config),
+  mics: async (program, io, load) => (await import('./commands/mics.js')).registerMicCommands(program, io, () => load().config),
+  platform: async (program, io, load) => (await import('./commands/platform.js')).registerPlatformCommands(program, io, () => load().config),
+  doctor: async (program, io, load) => (await import('./commands/doctor.js')).registerDoctorCommand(program, io, load),
+  record: async (program, io, load) => (await import('./commands/record.js')).registerRecordCommands(program, io, () => load().config),
+};
+// `lectern status` is registered by the record group.
+const GROUP_OF_COMMAND: Record<string, string> = { status: 'record' };
+const OPTIONS_WITH_VALUES = new Set(['-c', '--config', '--log-level']);
+
+/** The command a command line names (the first word that is not an option), if any. */
+export function commandNameOf(argv: readonly string[]): string | undefined {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (OPTIONS_WITH_VALUES.has(arg)) i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
+export async function buildProgram(io: CliIo = processIo, argv: readonly string[] = []): Promise<Command> {
   const version = readVersion();
   const program = new Command('lectern')
     .description('Recording agent for smart classrooms: records lectures, packages them as HLS and publishes them to storage.')
@@ -55,8 +78,9 @@ export function buildProgram(io: CliIo = processIo): Command {
       const { config } = loaded;
       const logger = createLogger({ level: logLevel(config) });
       io.out(`lectern ${version} demo — configuration: ${loaded.source}; data: ${config.agent.dataDir}`);
+      const { Agent, installShutdown, runDemo, SHUTDOWN_DEADLINE_MS } = await loadAgent();
       const agent = new Agent({ config, logger, version });
-      const shutdown = installShutdown({ logger, stop: () => agent.stop(), deadlineMs: 60_000 });
+      const shutdown = installShutdown({ logger, stop: () => agent.stop(), deadlineMs: SHUTDOWN_DEADLINE_MS });
       try {
         await agent.start();
         const lectures = await runDemo(agent, { seconds, out: io.out, signal: shutdown.signal });
@@ -82,10 +106,38 @@ export function buildProgram(io: CliIo = processIo): Command {
       const loaded = loadOrExit();
       if (!loaded) return;
       const logger = createLogger({ level: logLevel(loaded.config), syslogPrefix: process.env.JOURNAL_STREAM !== undefined });
-      const agent = new Agent({ config: loaded.config, logger, version });
-      const shutdown = installShutdown({ logger, stop: () => agent.stop(), deadlineMs: 60_000 });
+      const { Agent, installShutdown, SHUTDOWN_DEADLINE_MS, Notifier, formatStatusLine } = await loadAgent();
+      const agent = new Agent({ config: loaded.config, logger, version, serveApi: true, roomDuties: true });
+      const notifier = new Notifier({
+        env: process.env,
+        logger,
+        // The event loop runs this tick at all and the database answers. A lost camera is the
+        // recorder's to handle (it restarts it), not a reason for systemd to restart the agent.
+        healthy: () => {
+          agent.parts.db.prepare('SELECT 1').get();
+          return true;
+        },
+        status: () => formatStatusLine(agent.parts.status.current()),
+      });
+      const shutdown = installShutdown({
+        logger,
+        stop: async () => {
+          await notifier.stop('Stopping: closing recordings and the database');
+          await agent.stop();
+        },
+        deadlineMs: SHUTDOWN_DEADLINE_MS,
+      });
       try {
         await agent.start();
+        // READY=1 only once everything is up.
+        await notifier.start();
+        // The status line follows the recording state at once (not every second: each message is a process spawn).
+        let lastState = agent.parts.status.current().recording.state;
+        agent.parts.status.subscribe((status) => {
+          if (status.recording.state === lastState) return;
+          lastState = status.recording.state;
+          void notifier.setStatus(formatStatusLine(status));
+        });
       } catch (err) {
         logger.error(`agent failed to start: ${describeError(err)}`);
         process.exitCode = EXIT.runtime;
@@ -96,14 +148,26 @@ export function buildProgram(io: CliIo = processIo): Command {
       if (code !== 0) process.exitCode = code;
     });
 
-  registerQueueCommands(program, io, () => {
-    const loaded = load();
-    return loaded.config;
-  });
-  registerConfigCommands(program, io);
-  registerCameraCommands(program, io, () => load().config);
-  registerMicCommands(program, io, () => load().config);
+  // The named group alone when the command line names one; every group for help and mistakes.
+  const named = commandNameOf(argv);
+  const group = named === undefined ? undefined : (GROUP_OF_COMMAND[named] ?? named);
+  const groups = group !== undefined && group in COMMAND_GROUPS ? [group] : named === 'demo' || named === 'daemon' ? [] : Object.keys(COMMAND_GROUPS);
+  for (const name of groups) await COMMAND_GROUPS[name]?.(program, io, load);
   return program;
+}
+
+/**
+ * The agent and everything it imports (the AWS SDK, SQLite, the packager) load only for the
+ * commands that run it: `lectern status` and `lectern record` start in a fraction of the time.
+ */
+async function loadAgent() {
+  const [{ Agent }, { runDemo }, { installShutdown, SHUTDOWN_DEADLINE_MS }, { Notifier, formatStatusLine }] = await Promise.all([
+    import('../agent/agent.js'),
+    import('../agent/demo.js'),
+    import('../agent/shutdown.js'),
+    import('../agent/notify.js'),
+  ]);
+  return { Agent, runDemo, installShutdown, SHUTDOWN_DEADLINE_MS, Notifier, formatStatusLine };
 }
 
 function reportConfigError(err: unknown, io: CliIo): void {
@@ -118,7 +182,7 @@ function reportConfigError(err: unknown, io: CliIo): void {
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(processIo, argv);
   try {
     await program.parseAsync(argv as string[]);
   } catch (err) {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { isSafeName } from '../util/names.js';
+import { redactUrl } from '../util/redact.js';
 
 /**
  * The configuration schema: every field has its default, its bounds and a one-line description
@@ -9,9 +10,25 @@ import { isSafeName } from '../util/names.js';
  * setting IT staff believe they made.
  */
 
-const safeName = (what: string) =>
-  z.string().refine(isSafeName, { message: `${what} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit` });
+/**
+ * A value as an error message may quote it: short, and with any URL credentials masked, because
+ * people paste camera URLs with passwords into the wrong key.
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'an empty value';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  const text = redactUrl(typeof value === 'string' ? JSON.stringify(value) : String(value));
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
 
+const safeName = () =>
+  z.string().refine(isSafeName, {
+    error: (iss) => `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, got ${describeValue(iss.input)}`,
+  });
+
+// Bounds live on the schema only: the loader's messages read them back from it ("an integer between 2 and 300").
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 /** The host name made safe for use as an agent id (it becomes a storage key segment). */
@@ -19,6 +36,7 @@ export function defaultAgentId(hostname: string = os.hostname()): string {
   const cleaned = hostname
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
     .replace(/^[^a-z0-9]+/, '')
     .slice(0, 64);
   return isSafeName(cleaned) ? cleaned : 'lectern';
@@ -29,7 +47,7 @@ const role = z.enum(['presenter', 'presentation']).default('presenter').describe
 const syntheticSource = z
   .strictObject({
     kind: z.literal('synthetic').describe('a built-in test pattern with a tone, encoded like a camera (for demos and tests)'),
-    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    name: safeName().describe('stable name of the source, used in folders and logs'),
     role,
     width: int(160, 3840).default(1280).describe('picture width in pixels'),
     height: int(120, 2160).default(720).describe('picture height in pixels'),
@@ -41,7 +59,7 @@ const syntheticSource = z
 const rtspSource = z
   .strictObject({
     kind: z.literal('rtsp').describe('a network camera or encoder reached by an RTSP URL'),
-    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    name: safeName().describe('stable name of the source, used in folders and logs'),
     role,
     url: z
       .string()
@@ -50,6 +68,7 @@ const rtspSource = z
         message: 'must not contain a password; put the password in a file named by passwordFile (mode 0600) or in the environment variable named by passwordEnv',
       })
       .describe('stream URL without the password, e.g. rtsp://192.0.2.10:554/stream1'),
+    audioIsAac: z.boolean().default(false).describe("the camera's audio is AAC: keep it as it is (less CPU); leave false for G.711 or when unsure"),
     username: z.string().min(1).optional().describe('camera user name'),
     passwordFile: z.string().min(1).optional().describe('file holding the camera password (mode 0600), or a systemd credential name'),
     passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }).optional().describe('environment variable holding the camera password'),
@@ -63,7 +82,7 @@ const rtspSource = z
 const onvifSource = z
   .strictObject({
     kind: z.literal('onvif').describe('a network camera driven by ONVIF: its stream address is asked from the camera at each recording start'),
-    name: safeName('a source name').describe('stable name of the source, used in folders and logs'),
+    name: safeName().describe('stable name of the source, used in folders and logs'),
     role,
     address: z
       .string()
@@ -87,11 +106,11 @@ const onvifSource = z
 export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource, onvifSource]);
 
 const rendition = z.strictObject({
-  name: safeName('a rendition name')
+  name: safeName()
     .refine((n) => n !== 'audio', { message: '"audio" is reserved for the audio-only rendition' })
     .describe('folder and playlist name, e.g. 720p'),
   height: int(144, 2160)
-    .refine((h) => h % 2 === 0, { message: 'must be even (H.264 4:2:0 needs even sizes)' })
+    .refine((h) => h % 2 === 0, { error: (iss) => `must be even (H.264 4:2:0 needs even sizes), got ${describeValue(iss.input)}` })
     .describe('picture height; the width follows the source aspect ratio'),
   videoBitrateKbps: int(50, 20000).describe('bitrate ceiling (maxrate) in kbit/s'),
   crf: int(0, 51).default(26).describe('x264 quality target (lower is better); the bitrate ceiling caps it'),
@@ -149,9 +168,9 @@ export const configSchema = z
   .strictObject({
     agent: z
       .strictObject({
-        id: safeName('agent.id').default(defaultAgentId()).describe('this PC in storage paths and heartbeats (default: the host name)'),
-        site: safeName('agent.site').default('demo-site').describe('the university or campus'),
-        room: safeName('agent.room').default('demo-room').describe('the classroom'),
+        id: safeName().default(defaultAgentId()).describe('this PC in storage paths and heartbeats (default: the host name)'),
+        site: safeName().default('demo-site').describe('the university or campus'),
+        room: safeName().default('demo-room').describe('the classroom'),
         dataDir: z.string().min(1).default('./lectern-data').describe('where the database, recordings and packages live (default under systemd: $STATE_DIRECTORY)'),
       })
       .prefault({})
@@ -183,6 +202,22 @@ export const configSchema = z
         stopQuitGraceMs: int(1000, 120000).default(8000).describe('after sending q, wait this long before SIGINT'),
         stopInterruptGraceMs: int(1000, 120000).default(10000).describe('after SIGINT, wait this long before SIGKILL'),
         minFreeDiskBytes: z.number().int().min(0).default(1_073_741_824).describe('refuse to start a recording with less free disk than this'),
+        stopFreeDiskBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(268_435_456)
+          .describe('stop a live recording cleanly when free disk falls below this (at most minFreeDiskBytes; below that a disk_low alert is raised)'),
+        monitor: z
+          .strictObject({
+            silenceDb: z.number().min(-120).max(0).default(-50).describe('audio quieter than this (dBFS RMS over a second) counts as silence'),
+            silenceSeconds: int(0, 3600).default(30).describe('raise a no_audio alert after this much silence; 0 = off'),
+            freezeSeconds: int(0, 3600).default(30).describe('raise a frozen_picture alert when the picture has not changed for this long; 0 = off'),
+            freezeNoiseDb: z.number().min(-90).max(-10).default(-40).describe('picture changes smaller than this count as no change (camera noise, compression)'),
+            blackSeconds: int(0, 3600).default(20).describe('raise a black_picture alert when the picture is black for this long; 0 = off'),
+          })
+          .prefault({})
+          .describe('confidence monitoring: the capture ffmpeg also measures sound and picture and raises alerts'),
       })
       .prefault({})
       .describe('recording'),
@@ -219,6 +254,14 @@ export const configSchema = z
       .prefault({})
       .describe('the HLS package'),
     storage: storageSchema.prefault({}).describe('where finished lectures are published'),
+    import: z
+      .strictObject({
+        folder: z.string().min(1).optional().describe("folder where other tools drop recordings (a recorder's FTP target, a USB stick); leave out to turn importing off"),
+        settleMs: int(1000, 3_600_000).default(10000).describe('a dropped file counts as complete once its size has not changed for this long, in ms'),
+        scanIntervalMs: int(500, 3_600_000).default(10000).describe('how often the folder is also scanned in full (file watchers miss events), in ms'),
+      })
+      .prefault({})
+      .describe('importing recordings made elsewhere: each complete media file becomes a lecture'),
     queue: z
       .strictObject({
         leaseMs: int(5000, 3_600_000).default(60000).describe('how long a claimed job stays claimed without a heartbeat'),
@@ -228,6 +271,106 @@ export const configSchema = z
       })
       .prefault({})
       .describe('the durable job queue'),
+    retention: z
+      .strictObject({
+        keepDays: int(0, 3650).default(7).describe('days local files of a published lecture are kept after the storage confirmed every file; 0 = delete once confirmed'),
+        intervalMs: int(10_000, 86_400_000).default(600_000).describe('how often published lectures are checked for deletion, in ms'),
+        purgeWhenLowDisk: z.boolean().default(true).describe('below capture.minFreeDiskBytes free, delete confirmed lectures early, oldest first (never unconfirmed ones)'),
+      })
+      .prefault({})
+      .describe('deleting local files of published lectures: only after the storage confirmed each file (size and sha256)'),
+    upload: z
+      .strictObject({
+        rateCapKbps: int(0, 10_000_000).default(0).describe('upload rate cap in kbit/s outside the windows below; 0 = uncapped'),
+        windows: z
+          .array(
+            z.string().regex(
+              /^\s*(?:(?:sun|mon|tue|wed|thu|fri|sat)[a-z]*(?:-(?:sun|mon|tue|wed|thu|fri|sat)[a-z]*)?(?:,(?:sun|mon|tue|wed|thu|fri|sat)[a-z]*(?:-(?:sun|mon|tue|wed|thu|fri|sat)[a-z]*)?)*\s+)?(?:[01]?\d|2[0-4]):[0-5]\d\s*-\s*(?:[01]?\d|2[0-4]):[0-5]\d\s+(?:unlimited|paused|\d+(?:\.\d+)?\s*(?:kbit\/s|mbit\/s|kbps|mbps))\s*$/i,
+              { message: 'must read "[days] HH:MM-HH:MM cap", e.g. "Mon-Fri 07:00-18:00 1 Mbit/s", "18:00-07:00 unlimited" or "Sat 08:00-12:00 paused"' },
+            ),
+          )
+          .default([])
+          .describe('times with their own cap, first match wins, e.g. "Mon-Fri 07:00-18:00 1 Mbit/s" and "18:00-07:00 unlimited" (days are optional)'),
+        timeZone: z
+          .string()
+          .refine(
+            (tz) => {
+              try {
+                return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone.length > 0;
+              } catch {
+                return false;
+              }
+            },
+            { error: (iss) => `must be an IANA time zone such as Europe/Berlin, got ${describeValue(iss.input)}` },
+          )
+          .optional()
+          .describe('zone of the window times, e.g. Europe/Berlin (default: the system zone)'),
+        pauseWhileRecording: z.boolean().default(true).describe('no new uploads while a recording runs, so the camera streams keep the network'),
+        yield: z
+          .strictObject({
+            enabled: z.boolean().default(true).describe("slow down while the round trip to the storage shows a queue, so the room's own traffic keeps the link"),
+            thresholdMs: int(10, 5000).default(100).describe('round-trip time above its baseline, in ms, that counts as a queue on the link'),
+            minRateKbps: int(8, 1_000_000).default(64).describe('yield never slows uploads below this, in kbit/s'),
+            intervalMs: int(200, 60_000).default(1000).describe('how often the round trip is measured while uploading (a TCP connect to the storage), in ms'),
+          })
+          .prefault({})
+          .describe('yield to other traffic (delay-based, like LEDBAT)'),
+      })
+      .prefault({})
+      .describe('uploading when bandwidth allows: a rate cap, time windows, pause while recording, yield'),
+    heartbeat: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("write this agent's health to agents/<id>/status.json in the storage while the daemon runs (kept on disk while offline)"),
+        intervalMs: int(10_000, 86_400_000).default(300_000).describe('time between heartbeats in ms; the platform can call an agent silent after about two of them'),
+      })
+      .prefault({})
+      .describe('the heartbeat by which the central platform sees each room from afar'),
+    schedule: z
+      .strictObject({
+        source: z
+          .string()
+          .min(1)
+          .default('none')
+          .refine((v) => !/^https?:\/\/[^/]*@/i.test(v), { message: 'must not contain a user name or password' })
+          .describe('the timetable: none, a local .ics or .yaml file, or the http(s):// URL of an ICS calendar (kept on disk for offline use)'),
+        refreshIntervalMs: int(10_000, 86_400_000).default(300_000).describe('how often the timetable is read or fetched again; a changed local file is read at once'),
+        timeZone: z
+          .string()
+          .refine(
+            (tz) => {
+              try {
+                return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone.length > 0;
+              } catch {
+                return false;
+              }
+            },
+            { error: (iss) => `must be an IANA time zone such as Europe/Berlin, got ${describeValue(iss.input)}` },
+          )
+          .optional()
+          .describe('zone of timetable times written without one, e.g. Europe/Berlin (default: the system zone)'),
+        cacheDir: z.string().min(1).optional().describe('where a fetched timetable is kept (default: <dataDir>/schedule)'),
+      })
+      .prefault({})
+      .describe('the room timetable: its lectures are recorded without anyone pressing Record'),
+    api: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('serve the local API and the kiosk page while the daemon runs'),
+        host: z
+          .string()
+          .regex(/^(?:[0-9.]+|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+)$/, { message: 'must be an IP address or a host name, without a port' })
+          .default('127.0.0.1')
+          .describe('address to listen on; requests from anywhere but this machine need the token of tokenFile'),
+        port: int(1, 65535).default(8750).describe('TCP port of the API and the kiosk page (http://127.0.0.1:8750/)'),
+        socketPath: z.string().min(1).optional().describe('also listen on this unix socket (mode 0660), e.g. /run/lectern/api.sock'),
+        tokenFile: z.string().min(1).optional().describe('file holding the bearer token other machines must send (mode 0600), or a systemd credential name'),
+        allowedHosts: z
+          .array(z.string().regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, { message: 'must be a host name or address, with an optional :port' }))
+          .default([])
+          .describe('more names the API answers for besides 127.0.0.1, localhost and [::1] (the Host header is checked against DNS rebinding)'),
+        kioskPinFile: z.string().min(1).optional().describe('file holding a PIN of 4-12 digits that the kiosk asks for before Record and Stop (mode 0600)'),
+      })
+      .prefault({})
+      .describe('the local HTTP API (used by lectern record and the kiosk page)'),
   })
   .describe('lectern configuration');
 

@@ -1,4 +1,6 @@
-import { RECORDINGS_MIGRATION } from './recordings.js';
+import { ALERTS_MIGRATION, CONTROLS_MIGRATION, RECORDINGS_MIGRATION } from './recordings.js';
+import { UPLOADS_MIGRATION } from './uploads.js';
+import { RETENTION_MIGRATION } from './retention.js';
 
 /**
  * Schema migrations, applied in order by `PRAGMA user_version`: entry N (0-based) moves a database
@@ -41,4 +43,16 @@ CREATE INDEX jobs_state_kind ON jobs (state, kind);
   /* 2: recordings, their runs (one per ffmpeg process; the time between runs is a gap) and every
      complete segment with bytes and sha256 (src/db/recordings.ts). */
   RECORDINGS_MIGRATION,
+  /* 3: alerts raised during a recording (camera lost, silent microphone, frozen or black picture,
+     disk low), kept for the lecture's manifest (src/db/recordings.ts). */
+  ALERTS_MIGRATION,
+  /* 4: multipart uploads in progress and their confirmed parts, so an upload resumes after a
+     restart instead of starting over (src/db/uploads.ts). */
+  UPLOADS_MIGRATION,
+  /* 5: pauses of a recording (an open one survives a restart: the lecture stays paused) and its
+     chapter markers (src/db/recordings.ts). */
+  CONTROLS_MIGRATION,
+  /* 6: which lectures' local files retention deleted, when and why, and each lecture's publish
+     progress for `lectern uploads` (src/db/retention.ts, src/db/publishProgress.ts). */
+  RETENTION_MIGRATION,
 ];

@@ -45,6 +45,52 @@ CREATE TABLE segments (
 `;
 
 /**
+ * Migration SQL for alerts (appended to MIGRATIONS after RECORDINGS_MIGRATION): what went wrong
+ * during a recording (a camera lost, a silent microphone, a frozen picture, a full disk) and for
+ * how long. They go into the lecture's manifest. `kind` is free text so that new kinds need no
+ * migration; `source` is NULL for alerts about the whole agent (the disk).
+ */
+export const ALERTS_MIGRATION = `
+CREATE TABLE alerts (
+  id INTEGER PRIMARY KEY,
+  recording_id TEXT NOT NULL REFERENCES recordings(id),
+  kind TEXT NOT NULL,
+  source TEXT,
+  started_at_ms INTEGER NOT NULL,
+  ended_at_ms INTEGER,
+  message TEXT NOT NULL,
+  CHECK (ended_at_ms IS NULL OR ended_at_ms >= started_at_ms)
+) STRICT;
+CREATE INDEX alerts_recording ON alerts (recording_id, started_at_ms);
+`;
+
+/**
+ * Migration SQL for the teacher's controls (appended to MIGRATIONS after the ones above): the
+ * pauses of a recording (nothing is recorded in them; an open one, ended_at_ms NULL, means the
+ * live recording is paused now and stays paused across a restart) and its chapter markers. A
+ * marker keeps the wall-clock moment it was set (the truth: the packager turns it into a position
+ * in the packaged video from the runs and pauses) and the media position computed when it was set.
+ */
+export const CONTROLS_MIGRATION = `
+CREATE TABLE recording_pauses (
+  recording_id TEXT NOT NULL REFERENCES recordings(id),
+  started_at_ms INTEGER NOT NULL,
+  ended_at_ms INTEGER,
+  PRIMARY KEY (recording_id, started_at_ms),
+  CHECK (ended_at_ms IS NULL OR ended_at_ms >= started_at_ms)
+) STRICT;
+CREATE UNIQUE INDEX recording_pauses_one_open ON recording_pauses(recording_id) WHERE ended_at_ms IS NULL;
+CREATE TABLE markers (
+  id INTEGER PRIMARY KEY,
+  recording_id TEXT NOT NULL REFERENCES recordings(id),
+  at_ms INTEGER NOT NULL,
+  media_seconds REAL NOT NULL CHECK (media_seconds >= 0),
+  title TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 200)
+) STRICT;
+CREATE INDEX markers_recording ON markers (recording_id, at_ms, id);
+`;
+
+/**
  * - `recording`: ffmpeg is (or should be) writing segments; at most one at a time.
  * - `stopped`: finished (by a stop, or closed after a crash); its segments are final.
  * - `failed`: nothing usable was recorded.
@@ -83,6 +129,34 @@ export interface SegmentRow {
   sha256: string;
   startSeconds: number;
   durationSeconds: number;
+}
+
+export interface PauseRow {
+  recordingId: string;
+  startedAtMs: number;
+  /** null while the recording is paused. */
+  endedAtMs: number | null;
+}
+
+export interface MarkerRow {
+  id: number;
+  recordingId: string;
+  /** When the marker was set (wall clock). */
+  atMs: number;
+  /** Its position in the packaged video when it was set (pauses and gaps excluded). */
+  mediaSeconds: number;
+  title: string;
+}
+
+export interface AlertRow {
+  id: number;
+  recordingId: string;
+  kind: string;
+  source: string | null;
+  startedAtMs: number;
+  /** null while the condition lasts. */
+  endedAtMs: number | null;
+  message: string;
 }
 
 interface RawRecording {
@@ -179,6 +253,24 @@ export class RecordingRepo {
       .run(endedAtMs, reason, recordingId, source, run);
   }
 
+  /** A run that turned out to be a failed attempt (no media): its number is free again. */
+  discardRun(recordingId: string, source: string, run: number): boolean {
+    const info = this.#db
+      .prepare(
+        `DELETE FROM recording_runs WHERE recording_id = ? AND source = ? AND run = ?
+         AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = recording_runs.recording_id AND s.source = recording_runs.source AND s.run = recording_runs.run)`,
+      )
+      .run(recordingId, source, run);
+    return info.changes === 1;
+  }
+
+  /** Moves a run's start to when its media began (known only once ffmpeg reports progress). */
+  setRunStart(recordingId: string, source: string, run: number, startedAtMs: number): void {
+    this.#db
+      .prepare('UPDATE recording_runs SET started_at_ms = ? WHERE recording_id = ? AND source = ? AND run = ?')
+      .run(Math.round(startedAtMs), recordingId, source, run);
+  }
+
   runs(recordingId: string): RunRow[] {
     const rows = this.#db
       .prepare('SELECT * FROM recording_runs WHERE recording_id = ? ORDER BY source, run')
@@ -233,5 +325,138 @@ export class RecordingRepo {
       startSeconds: r.start_seconds,
       durationSeconds: r.duration_seconds,
     }));
+  }
+
+  addAlert(alert: { recordingId: string; kind: string; source: string | null; startedAtMs: number; message: string }): number {
+    const info = this.#db
+      .prepare('INSERT INTO alerts (recording_id, kind, source, started_at_ms, message) VALUES (?, ?, ?, ?, ?)')
+      .run(alert.recordingId, alert.kind, alert.source, Math.round(alert.startedAtMs), alert.message);
+    return Number(info.lastInsertRowid);
+  }
+
+  /** Ends an open alert; an end before its start is moved to the start. */
+  endAlert(id: number, endedAtMs: number): void {
+    this.#db
+      .prepare('UPDATE alerts SET ended_at_ms = MAX(started_at_ms, ?) WHERE id = ? AND ended_at_ms IS NULL')
+      .run(Math.round(endedAtMs), id);
+  }
+
+  alerts(recordingId: string): AlertRow[] {
+    const rows = this.#db
+      .prepare('SELECT * FROM alerts WHERE recording_id = ? ORDER BY started_at_ms, id')
+      .all(recordingId) as Array<{
+      id: number;
+      recording_id: string;
+      kind: string;
+      source: string | null;
+      started_at_ms: number;
+      ended_at_ms: number | null;
+      message: string;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      recordingId: r.recording_id,
+      kind: r.kind,
+      source: r.source,
+      startedAtMs: r.started_at_ms,
+      endedAtMs: r.ended_at_ms,
+      message: r.message,
+    }));
+  }
+
+  /** Moves the planned end of a live recording (null: until stopped); false if it is not live. */
+  setPlannedEnd(id: string, plannedEndMs: number | null): boolean {
+    const info = this.#db
+      .prepare(`UPDATE recordings SET planned_end_ms = ? WHERE id = ? AND state = 'recording'`)
+      .run(plannedEndMs === null ? null : Math.round(plannedEndMs), id);
+    return info.changes === 1;
+  }
+
+  /** Opens a pause; false if one is open already (the partial unique index allows one). */
+  startPause(recordingId: string, startedAtMs: number): boolean {
+    const info = this.#db
+      .prepare(
+        `INSERT INTO recording_pauses (recording_id, started_at_ms)
+         SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM recording_pauses WHERE recording_id = ? AND ended_at_ms IS NULL)`,
+      )
+      .run(recordingId, Math.round(startedAtMs), recordingId);
+    return info.changes === 1;
+  }
+
+  /** Ends the open pause, if any (an end before its start is moved to the start). */
+  endPause(recordingId: string, endedAtMs: number): boolean {
+    const info = this.#db
+      .prepare('UPDATE recording_pauses SET ended_at_ms = MAX(started_at_ms, ?) WHERE recording_id = ? AND ended_at_ms IS NULL')
+      .run(Math.round(endedAtMs), recordingId);
+    return info.changes === 1;
+  }
+
+  /** The pause that lasts now, if the recording is paused. */
+  openPause(recordingId: string): PauseRow | undefined {
+    return this.pauses(recordingId).find((p) => p.endedAtMs === null);
+  }
+
+  pauses(recordingId: string): PauseRow[] {
+    const rows = this.#db
+      .prepare('SELECT * FROM recording_pauses WHERE recording_id = ? ORDER BY started_at_ms')
+      .all(recordingId) as Array<{ recording_id: string; started_at_ms: number; ended_at_ms: number | null }>;
+    return rows.map((r) => ({ recordingId: r.recording_id, startedAtMs: r.started_at_ms, endedAtMs: r.ended_at_ms }));
+  }
+
+  addMarker(marker: { recordingId: string; atMs: number; mediaSeconds: number; title: string }): MarkerRow {
+    const info = this.#db
+      .prepare('INSERT INTO markers (recording_id, at_ms, media_seconds, title) VALUES (?, ?, ?, ?)')
+      .run(marker.recordingId, Math.round(marker.atMs), Math.max(0, marker.mediaSeconds), marker.title);
+    return { id: Number(info.lastInsertRowid), ...marker, atMs: Math.round(marker.atMs), mediaSeconds: Math.max(0, marker.mediaSeconds) };
+  }
+
+  markers(recordingId: string): MarkerRow[] {
+    const rows = this.#db
+      .prepare('SELECT * FROM markers WHERE recording_id = ? ORDER BY at_ms, id')
+      .all(recordingId) as Array<{ id: number; recording_id: string; at_ms: number; media_seconds: number; title: string }>;
+    return rows.map((r) => ({ id: r.id, recordingId: r.recording_id, atMs: r.at_ms, mediaSeconds: r.media_seconds, title: r.title }));
+  }
+
+  /**
+   * A recording made elsewhere (capture/importFolder.ts): one finished run holding one segment,
+   * all in one transaction, so a crash leaves the whole recording or none of it. It is born
+   * 'stopped', so it never competes with the one live recording the partial index allows.
+   */
+  createImported(
+    rec: {
+      id: string;
+      title: string;
+      course: string | null;
+      teacher: string | null;
+      startedAtMs: number;
+      stoppedAtMs: number;
+      reason: string;
+      source: string;
+      segment: { path: string; bytes: number; sha256: string; durationSeconds: number };
+    },
+    addedAtMs: number,
+  ): RecordingRow {
+    this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `INSERT INTO recordings (id, state, title, course, teacher, started_at_ms, stopped_at_ms, stop_reason)
+           VALUES (?, 'stopped', ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(rec.id, rec.title, rec.course, rec.teacher, Math.round(rec.startedAtMs), Math.round(rec.stoppedAtMs), rec.reason);
+      this.startRun(rec.id, rec.source, 1, Math.round(rec.startedAtMs));
+      this.endRun(rec.id, rec.source, 1, Math.round(rec.stoppedAtMs), rec.reason);
+      this.addSegment({ recordingId: rec.id, source: rec.source, run: 1, seq: 0, startSeconds: 0, ...rec.segment }, addedAtMs);
+    })();
+    const row = this.get(rec.id);
+    if (!row) throw new Error(`recording ${rec.id} vanished after insert`);
+    return row;
+  }
+
+  /** The recording holding a segment with this content, if any (an imported file dropped again). */
+  findBySegmentSha256(sha256: string): string | undefined {
+    const row = this.#db.prepare('SELECT recording_id FROM segments WHERE sha256 = ? ORDER BY added_at_ms LIMIT 1').get(sha256) as
+      | { recording_id: string }
+      | undefined;
+    return row?.recording_id;
   }
 }

@@ -80,9 +80,18 @@ export interface FfmpegProcessOptions {
   /** Scheduling niceness applied after spawn (transcodes yield to capture). */
   niceness?: number;
   onProgress?: (progress: FfmpegProgress) => void;
+  /**
+   * When set, the process gets a fourth pipe (fd 3, `pipe:3` to ffmpeg) whose lines are handed
+   * here as they arrive: metadata a filter prints (`ametadata=mode=print:file='pipe\:3'`) stays
+   * apart from `-progress` on stdout.
+   */
+  onExtraLine?: (line: string) => void;
   /** Lines of stderr to keep; default 100. */
   stderrRingLines?: number;
 }
+
+/** The file descriptor of the extra pipe (see FfmpegProcessOptions.onExtraLine). */
+export const EXTRA_PIPE_FD = 3;
 
 // 8 s lets ffmpeg write the trailer of a long fMP4 after `q`; 10 s more after SIGINT covers a
 // blocked read that a `-timeout` ends (research/libraries.md §2.3: 5–10 s, then 10 s).
@@ -90,6 +99,7 @@ export const DEFAULT_STOP_LADDER: StopLadder = { quitGraceMs: 8_000, interruptGr
 
 // Log only the end of the ring on failure; the whole ring is in FfmpegExit.stderrTail.
 const WARN_TAIL_LINES = 20;
+const MAX_EXTRA_LINE_CHARS = 4096;
 
 export class FfmpegProcess {
   readonly #opts: FfmpegProcessOptions;
@@ -117,6 +127,7 @@ export class FfmpegProcess {
   #maxOutTimeUs = -1;
   #maxTotalSizeBytes = -1;
   #stallTimer: NodeJS.Timeout | undefined;
+  #extraPending = '';
   #ladderTimer: NodeJS.Timeout | undefined;
 
   constructor(options: FfmpegProcessOptions) {
@@ -201,7 +212,7 @@ export class FfmpegProcess {
           cwd: this.#opts.cwd,
           detached: true,
           shell: false,
-          stdio: ['pipe', 'pipe', 'pipe'],
+          stdio: this.#opts.onExtraLine ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
         });
       } catch (err) {
         const error = this.#spawnError(err);
@@ -240,6 +251,16 @@ export class FfmpegProcess {
       child.stdout?.on('data', (chunk: string) => this.#onStdout(chunk));
       child.stderr?.setEncoding('utf8');
       child.stderr?.on('data', (chunk: string) => this.#ring.push(chunk));
+      const extra = child.stdio[EXTRA_PIPE_FD];
+      if (this.#opts.onExtraLine && extra && 'setEncoding' in extra) {
+        extra.setEncoding('utf8');
+        extra.on('data', (chunk: string) => this.#onExtra(chunk));
+        // A last line without its newline still counts.
+        extra.on('end', () => {
+          if (this.#extraPending !== '') this.#onExtra('\n');
+        });
+        extra.on('error', (err) => this.#log.debug(`${this.#opts.label}: extra pipe error`, { error: describeError(err) }));
+      }
       // Writing `q` to a process that just exited raises EPIPE on stdin; that is expected.
       child.stdin?.on('error', (err) => {
         this.#log.debug(`${this.#opts.label}: stdin error`, { error: describeError(err) });
@@ -306,6 +327,19 @@ export class FfmpegProcess {
       } catch (err) {
         // A faulty listener must not take the pipe reader (and with it the recording) down.
         this.#log.warn(`${this.#opts.label}: progress listener failed; continuing`, { error: describeError(err) });
+      }
+    }
+  }
+
+  #onExtra(chunk: string): void {
+    const lines = (this.#extraPending + chunk).split('\n');
+    // Bounded like the progress parser: an endless line is not metadata.
+    this.#extraPending = (lines.pop() ?? '').slice(-MAX_EXTRA_LINE_CHARS);
+    for (const line of lines) {
+      try {
+        this.#opts.onExtraLine?.(line);
+      } catch (err) {
+        this.#log.warn(`${this.#opts.label}: extra pipe listener failed; continuing`, { error: describeError(err) });
       }
     }
   }

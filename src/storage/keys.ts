@@ -69,6 +69,17 @@ export function readyDayPrefix(input: { prefix: string; dateUtc: string }): stri
   return `${prefixHead(input.prefix)}ready/${match[1]}/${match[2]}/${match[3]}/`;
 }
 
+/** `{prefix}/ready/`: under it, one pointer per published lecture, by day. */
+export function readyRootPrefix(prefix: string): string {
+  return `${prefixHead(prefix)}ready/`;
+}
+
+/** The lecture id of a ready pointer key (`.../ready/YYYY/MM/DD/{id}.json`), or undefined for any other key. */
+export function lectureIdOfReadyKey(key: string): string | undefined {
+  const match = /(?:^|\/)ready\/\d{4}\/\d{2}\/\d{2}\/([^/]+)\.json$/.exec(key);
+  return match?.[1];
+}
+
 /** `{prefix}/agents/{agentId}/status.json`: the heartbeat. */
 export function agentStatusKey(input: { prefix: string; agentId: string }): string {
   assertSafeName(input.agentId, 'agent id');

@@ -1,4 +1,4 @@
-import { LecternError } from '../util/errors.js';
+import { isLecternError, LecternError } from '../util/errors.js';
 
 /**
  * The remote storage port. FileStore (a local or mounted folder) and S3Store implement it, and
@@ -51,6 +51,20 @@ export interface Store {
   delete(key: string): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/**
+ * What kind of failure a store error is (S3Store records it as `details.errorClass`): 'retryable'
+ * (try again later; uploads resume), 'operator' (credentials, rights or bucket: a person must fix
+ * the configuration), 'clock' (this PC's clock is off), 'content', 'notFound', 'noSuchUpload', 'fatal'.
+ */
+export type StoreErrorClass = 'retryable' | 'operator' | 'clock' | 'noSuchUpload' | 'notFound' | 'content' | 'fatal';
+
+/** The class recorded on a LecternError from a store; undefined when it has none. */
+export function storeErrorClass(err: unknown): StoreErrorClass | undefined {
+  if (!isLecternError(err)) return undefined;
+  const cls = err.details.errorClass;
+  return typeof cls === 'string' ? (cls as StoreErrorClass) : undefined;
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {

@@ -25,6 +25,11 @@ export interface RecordingSource {
     | undefined;
   segments(recordingId: string): ReadonlyArray<{ source: string; run: number; path: string; bytes: number; sha256: string; durationSeconds: number }>;
   runs(recordingId: string): ReadonlyArray<{ source: string; run: number; startedAtMs: number; endedAtMs: number | null; endReason: string | null }>;
+  /** Alerts raised while recording (capture/alerts.ts), for the manifest. */
+  alerts?(recordingId: string): ReadonlyArray<{ kind: string; startedAtMs: number; endedAtMs: number | null; message: string }>;
+  /** The teacher's pauses and chapter markers (capture/recordingController.ts), for the manifest and chapters.vtt. */
+  pauses?(recordingId: string): ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }>;
+  markers?(recordingId: string): ReadonlyArray<{ atMs: number; title: string }>;
 }
 
 export interface TranscodeHandlerDeps {
@@ -78,6 +83,9 @@ export function createTranscodeHandler(deps: TranscodeHandlerDeps): JobHandler<T
           source: deps.source,
           segments,
           runs,
+          alerts: deps.recordings.alerts?.(recordingId) ?? [],
+          pauses: deps.recordings.pauses?.(recordingId) ?? [],
+          markers: deps.recordings.markers?.(recordingId) ?? [],
         },
         deps.packageDirs(recordingId),
         ctx.signal,

@@ -33,6 +33,16 @@ export interface ManifestGap {
   reason: string;
 }
 
+/** A pause the teacher made: nothing was recorded, on purpose (gaps are the losses). */
+export interface ManifestPause {
+  /** Position in the packaged timeline where the lecture was paused. */
+  atSeconds: number;
+  /** Wall-clock length of the pause. */
+  durationSeconds: number;
+  startedAt: string;
+  endedAt: string;
+}
+
 export interface ManifestLoudness {
   targetLufs: number;
   /** linear: one gain for the whole lecture; dynamic: loudnorm had to compress to respect the peak limit; none: silent or unmeasurable. */
@@ -69,11 +79,16 @@ export interface LectureManifest {
   master: string;
   renditions: ManifestRendition[];
   gaps: ManifestGap[];
+  /** Added in schema version 1 without a bump (optional there): absent in manifests written before pauses existed. */
+  pauses?: ManifestPause[];
   /** Loudness normalisation of the audio; null when the recording has no audio. */
   loudness: ManifestLoudness | null;
   poster: string | null;
   thumbnails: ManifestThumbnails | null;
+  /** The teacher's chapter markers, by position in the packaged timeline. */
   markers: Array<{ atSeconds: number; title: string }>;
+  /** The WebVTT chapters track made from the markers; null without markers (optional like `pauses`). */
+  chapters?: string | null;
   alerts: Array<{ kind: string; startedAt: string; endedAt: string | null; message: string }>;
   files: ManifestFile[];
   createdAt: string;

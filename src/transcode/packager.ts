@@ -15,6 +15,8 @@ import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
 import { describeError, LecternError } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
+import { mediaPositionSeconds, overlapMs } from '../util/mediaTime.js';
+import { buildChaptersVtt, chaptersFromMarkers, CHAPTERS_FILE_NAME } from './chapters.js';
 import {
   MANIFEST_FILE_NAME,
   MANIFEST_SCHEMA_VERSION,
@@ -22,6 +24,7 @@ import {
   type LectureManifest,
   type ManifestFile,
   type ManifestGap,
+  type ManifestPause,
   type ManifestRendition,
   type ManifestThumbnails,
 } from './manifest.js';
@@ -65,6 +68,12 @@ export interface PackageInput {
   source: { name: string; role: 'presenter' | 'presentation' };
   segments: readonly PackageSegment[];
   runs: readonly PackageRun[];
+  /** Alerts raised while recording; endedAtMs null = still active when the recording ended. */
+  alerts?: ReadonlyArray<{ kind: string; startedAtMs: number; endedAtMs: number | null; message: string }>;
+  /** The teacher's pauses; endedAtMs null = paused when the recording ended. */
+  pauses?: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }>;
+  /** Chapter markers by the wall-clock moment they were set. */
+  markers?: ReadonlyArray<{ atMs: number; title: string }>;
 }
 
 export interface PackagerSettings {
@@ -201,6 +210,10 @@ export class Packager {
     const thumbnails = await writeThumbnailsVtt(stagingDir, thumbs, recordedSeconds);
     const renditionInfo = await this.#validate(hlsDir, renditions, hasAudio, recordedSeconds);
     const durationSeconds = renditionInfo[0]?.durationSeconds ?? recordedSeconds;
+    const pauses = input.pauses ?? [];
+    const markers = positionMarkers(input, segments, durationSeconds);
+    const chapters = chaptersFromMarkers(markers, durationSeconds);
+    if (chapters.length > 0) await writeFile(path.join(stagingDir, CHAPTERS_FILE_NAME), buildChaptersVtt(chapters), { mode: 0o644 });
     const files = await listPackageFiles(stagingDir);
 
     const manifest: LectureManifest = {
@@ -219,12 +232,19 @@ export class Packager {
       source: { ...input.source, segments: segments.length, recordedSeconds: round3(recordedSeconds) },
       master: 'hls/master.m3u8',
       renditions: renditionInfo,
-      gaps: computeGaps(input.runs, segments),
+      gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs),
+      pauses: computePauses(pauses, input.runs, segments, input.endedAtMs),
       loudness: audio?.loudness.manifest ?? null,
       poster: 'poster.jpg',
       thumbnails,
-      markers: [],
-      alerts: [],
+      markers,
+      chapters: chapters.length > 0 ? CHAPTERS_FILE_NAME : null,
+      alerts: (input.alerts ?? []).map((a) => ({
+        kind: a.kind,
+        startedAt: new Date(a.startedAtMs).toISOString(),
+        endedAt: a.endedAtMs === null ? null : new Date(a.endedAtMs).toISOString(),
+        message: a.message,
+      })),
       files,
       createdAt: new Date(this.#now()).toISOString(),
     };
@@ -416,26 +436,75 @@ export async function listPackageFiles(dir: string): Promise<ManifestFile[]> {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** The end reason of a run a pause ended (capture/recordingController.ts). */
+export const PAUSED_RUN_END_REASON = 'paused';
+
 /**
  * Gaps between consecutive runs of the source: the camera (or the agent) was away from the end
- * of one run to the start of the next. Their position is the media recorded before them.
+ * of one run to the start of the next. Their position is the media recorded before them. A pause
+ * is not a gap: the time after a run the pause ended is the pause's (up to the next run's first
+ * frame), and time paused inside a longer outage is taken out of its gap.
  */
-export function computeGaps(runs: readonly PackageRun[], segments: readonly PackageSegment[]): ManifestGap[] {
+export function computeGaps(
+  runs: readonly PackageRun[],
+  segments: readonly PackageSegment[],
+  pauses: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }> = [],
+  endedAtMs = Number.MAX_SAFE_INTEGER,
+): ManifestGap[] {
   const gaps: ManifestGap[] = [];
   const sorted = [...runs].sort((a, b) => a.run - b.run);
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1];
     const next = sorted[i];
     if (!prev || !next) continue;
+    if (prev.endReason === PAUSED_RUN_END_REASON) continue;
     const prevEnd = prev.endedAtMs ?? prev.startedAtMs;
+    const lostMs = Math.max(0, next.startedAtMs - prevEnd) - overlapMs(prevEnd, next.startedAtMs, pauses, endedAtMs);
+    if (pauses.length > 0 && lostMs <= 0) continue;
     const atSeconds = segments.filter((s) => s.run < next.run).reduce((sum, s) => sum + s.durationSeconds, 0);
     gaps.push({
       atSeconds: round3(atSeconds),
-      durationSeconds: round3(Math.max(0, next.startedAtMs - prevEnd) / 1000),
+      durationSeconds: round3(Math.max(0, lostMs) / 1000),
       reason: prev.endReason ?? 'unknown',
     });
   }
   return gaps;
+}
+
+/** The pauses, each at the media recorded before it; one still open when the recording ended lasts to its end. */
+export function computePauses(
+  pauses: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }>,
+  runs: readonly PackageRun[],
+  segments: readonly PackageSegment[],
+  endedAtMs: number,
+): ManifestPause[] {
+  const recorded = recordedPerRun(segments);
+  return [...pauses]
+    .sort((a, b) => a.startedAtMs - b.startedAtMs)
+    .map((p) => {
+      const end = Math.max(p.startedAtMs, p.endedAtMs ?? endedAtMs);
+      return {
+        // At its end no run has media yet: the position is everything recorded before the pause.
+        atSeconds: mediaPositionSeconds(end, runs, recorded),
+        durationSeconds: round3((end - p.startedAtMs) / 1000),
+        startedAt: new Date(p.startedAtMs).toISOString(),
+        endedAt: new Date(end).toISOString(),
+      };
+    });
+}
+
+/** The markers at their positions in the packaged video (recomputed from the final runs), in order. */
+function positionMarkers(input: PackageInput, segments: readonly PackageSegment[], durationSeconds: number): Array<{ atSeconds: number; title: string }> {
+  const recorded = recordedPerRun(segments);
+  return (input.markers ?? [])
+    .map((m) => ({ atSeconds: round3(Math.min(durationSeconds, mediaPositionSeconds(m.atMs, input.runs, recorded))), title: m.title }))
+    .sort((a, b) => a.atSeconds - b.atSeconds);
+}
+
+function recordedPerRun(segments: readonly PackageSegment[]): (run: number) => number {
+  const perRun = new Map<number, number>();
+  for (const s of segments) perRun.set(s.run, (perRun.get(s.run) ?? 0) + s.durationSeconds);
+  return (run) => perRun.get(run) ?? 0;
 }
 
 function round3(n: number): number {

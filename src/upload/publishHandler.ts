@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobHandler } from '../queue/types.js';
 import { lecturePrefix, readyKey } from '../storage/keys.js';
-import type { Store } from '../storage/store.js';
+import { storeErrorClass, type Store } from '../storage/store.js';
 import { MANIFEST_FILE_NAME, parseManifest, serializeJson, type ReadyPointer } from '../transcode/manifest.js';
-import { LecternError } from '../util/errors.js';
+import { describeError, LecternError } from '../util/errors.js';
 import { failpointDelayMs } from '../util/failpoints.js';
 import { sha256Hex } from '../util/hash.js';
 import { sleep } from '../util/sleep.js';
@@ -18,6 +18,16 @@ import { publishPackage } from './publish.js';
  */
 
 export const PUBLISH_JOB = 'publish';
+
+/**
+ * After an operator error (wrong credentials or rights, a missing bucket) or a skewed clock the job
+ * waits this long without spending an attempt: nothing changes until a person fixes it, so
+ * retrying sooner only hammers the server; giving up would lose the lecture.
+ */
+export const OPERATOR_RETRY_MS = 10 * 60_000;
+
+/** How long a publish waits after the store's own retries gave up on a transient failure. */
+export const OUTAGE_RETRY_MS = 60_000;
 
 export interface PublishPayload {
   lectureId: string;
@@ -74,17 +84,28 @@ export function createPublishHandler(deps: PublishHandlerDeps): JobHandler<Publi
         tier: manifest.tier,
         packagedAt: manifest.createdAt,
       };
-      const result = await publishPackage({
-        store: withFailpoint(deps.store),
-        logger: ctx.logger,
-        packageDir: dir,
-        files: manifest.files,
-        lecturePrefix: prefix,
-        manifestJson,
-        readyKey: pointerKey,
-        readyJson: serializeJson(pointer),
-        signal: ctx.signal,
-      });
+      let result;
+      try {
+        result = await publishPackage({
+          store: withFailpoint(deps.store),
+          logger: ctx.logger,
+          packageDir: dir,
+          files: manifest.files,
+          lecturePrefix: prefix,
+          manifestJson,
+          readyKey: pointerKey,
+          readyJson: serializeJson(pointer),
+          signal: ctx.signal,
+        });
+      } catch (err) {
+        const cls = storeErrorClass(err);
+        if (cls === 'operator' || cls === 'clock') return { type: 'retryAfter', delayMs: OPERATOR_RETRY_MS, reason: describeError(err) };
+        // The link is down or the server is struggling for longer than the store's own retries
+        // cover: on a classroom uplink that can last hours. Waiting spends no attempt, so a long
+        // outage never sends a lecture to the dead letter; what was confirmed stays confirmed.
+        if (cls === 'retryable') return { type: 'retryAfter', delayMs: OUTAGE_RETRY_MS, reason: describeError(err) };
+        throw err;
+      }
       const out: PublishJobResult = { lecturePrefix: prefix, readyKey: pointerKey, ...result };
       return { type: 'done', result: out };
     },

@@ -113,16 +113,40 @@ describe('capture of a synthetic source', () => {
     expect(controller.status().restarts).toBe(0); // recorders are gone after stop
   });
 
-  it('closes a recording left live by a crash so its segments are packaged', async () => {
-    repo.create({ id: '01JAAAAAAAAAAAAAAAAAAAAAAA', title: 'orphan', startedAtMs: Date.now() - 60_000 });
-    repo.startRun('01JAAAAAAAAAAAAAAAAAAAAAAA', 'presenter', 1, Date.now() - 60_000);
-    repo.addSegment(
-      { recordingId: '01JAAAAAAAAAAAAAAAAAAAAAAA', source: 'presenter', run: 1, seq: 0, path: 'x.ts', bytes: 1, sha256: 'a'.repeat(64), startSeconds: 0, durationSeconds: 2 },
-      Date.now(),
-    );
+  it('closes a recording left live by a crash whose planned end has passed, so its segments are packaged', async () => {
+    const id = '01JAAAAAAAAAAAAAAAAAAAAAAA';
+    repo.create({ id, title: 'orphan', startedAtMs: Date.now() - 60_000, plannedEndMs: Date.now() - 1_000 });
+    repo.startRun(id, 'presenter', 1, Date.now() - 60_000);
+    repo.addSegment({ recordingId: id, source: 'presenter', run: 1, seq: 0, path: 'x.ts', bytes: 1, sha256: 'a'.repeat(64), startSeconds: 0, durationSeconds: 2 }, Date.now());
     await controller.start();
-    expect(repo.get('01JAAAAAAAAAAAAAAAAAAAAAAA')?.state).toBe('stopped');
-    expect(finished).toEqual(['01JAAAAAAAAAAAAAAAAAAAAAAA']);
+    expect(repo.get(id)?.state).toBe('stopped');
+    expect(controller.status().state).toBe('idle');
+    expect(finished).toEqual([id]);
     expect(existsSync(tmp.dir)).toBe(true);
+  });
+
+  it('continues a recording left live by a crash as the same lecture, with a gap and an alert', async () => {
+    const id = '01JBBBBBBBBBBBBBBBBBBBBBBB';
+    const crashedAtMs = Date.now() - 30_000;
+    repo.create({ id, title: 'orphan', startedAtMs: crashedAtMs - 2_000 });
+    repo.startRun(id, 'presenter', 1, crashedAtMs - 2_000);
+    repo.addSegment({ recordingId: id, source: 'presenter', run: 1, seq: 0, path: 'x.ts', bytes: 1, sha256: 'a'.repeat(64), startSeconds: 0, durationSeconds: 2 }, crashedAtMs);
+    await controller.start();
+    expect(controller.status()).toMatchObject({ state: 'recording', recordingId: id });
+    await waitFor(() => (repo.segments(id).some((s) => s.run === 2) ? true : undefined), { timeoutMs: 20_000, what: 'a segment from run 2' });
+    expect(await controller.startRecording()).toEqual({ recordingId: id, created: false });
+    await controller.stopRecording();
+
+    const runs = repo.runs(id);
+    expect(runs.map((r) => r.run)).toEqual([1, 2]);
+    // Run 1 ended when its 2 s of media ended, not when the agent came back.
+    expect(runs[0]?.endedAtMs).toBe(crashedAtMs);
+    expect(runs[0]?.endReason).toBe('interrupted by a restart');
+    const lost = repo.alerts(id).filter((a) => a.kind === 'source_lost');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]?.startedAtMs).toBe(crashedAtMs);
+    expect(lost[0]?.endedAtMs).toBe(runs[1]?.startedAtMs);
+    expect(repo.get(id)?.state).toBe('stopped');
+    expect(finished).toEqual([id]);
   });
 });

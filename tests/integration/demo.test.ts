@@ -125,8 +125,8 @@ describe('lectern demo after kill -9', () => {
     dataDir = path.join(tmp.dir, 'data');
   };
 
-  async function killWhen(failpoints: string, ready: () => boolean): Promise<void> {
-    const run = startCli(['--config', config, 'demo', '--seconds', '5'], { env: { LECTERN_FAILPOINTS: failpoints } });
+  async function killWhen(failpoints: string, ready: () => boolean, seconds = 5): Promise<void> {
+    const run = startCli(['--config', config, 'demo', '--seconds', String(seconds)], { env: { LECTERN_FAILPOINTS: failpoints } });
     try {
       await waitFor(() => (ready() ? true : undefined), { timeoutMs: 60_000, intervalMs: 100, what: 'the kill point' });
     } finally {
@@ -136,11 +136,11 @@ describe('lectern demo after kill -9', () => {
     expect(exit.signal).toBe('SIGKILL');
   }
 
-  async function resumeAndVerify(): Promise<void> {
+  async function resumeAndVerify(resuming = /Resuming 1 unfinished lecture/): Promise<LectureManifest> {
     const rerun = await runCli(['--config', config, 'demo', '--seconds', '5']);
     expect(rerun.code, rerun.stderr).toBe(0);
-    expect(rerun.stdout).toMatch(/Resuming 1 unfinished lecture/);
-    await verifyPublishedLecture(path.join(dataDir, 'store'));
+    expect(rerun.stdout).toMatch(resuming);
+    const manifest = await verifyPublishedLecture(path.join(dataDir, 'store'));
     const jobs = jobStates(dataDir);
     expect(jobs.map((j) => `${j.kind}:${j.state}`).sort()).toEqual(['publish:done', 'transcode:done']);
     const db = openDatabase(path.join(dataDir, 'state.db'), { logger: silentLogger, readonly: true });
@@ -149,6 +149,7 @@ describe('lectern demo after kill -9', () => {
     } finally {
       closeDatabase(db);
     }
+    return manifest;
   }
 
   it('resumes packaging interrupted mid-transcode and publishes the lecture once', async () => {
@@ -164,13 +165,23 @@ describe('lectern demo after kill -9', () => {
     }
   });
 
-  it('closes a recording cut by a power failure: the orphan ffmpeg is stopped and every segment is published', async () => {
+  it('continues a recording cut by a power failure as the same lecture until its planned end, and publishes it with the gap', async () => {
     setup();
     try {
-      await killWhen('', () => findFiles(path.join(dataDir, 'recordings'), /\.ts$/).length >= 2);
+      const startedAtMs = Date.now();
+      await killWhen('', () => findFiles(path.join(dataDir, 'recordings'), /\.ts$/).length >= 2, 12);
       // The capture ffmpeg runs in its own process group and outlives the agent, as it would outside systemd.
       expect((await findFfmpegProcesses(dataDir)).length).toBe(1);
-      await resumeAndVerify();
+      const manifest = await resumeAndVerify(/Resuming lecture [0-9A-Z]{26}, interrupted while recording: recording until its planned end in \d+ s/);
+      // The rerun recorded on until the 12 s the first run had planned.
+      expect(Date.now() - startedAtMs).toBeGreaterThan(12_000);
+      expect(manifest.source.recordedSeconds).toBeGreaterThan(6);
+      expect(manifest.gaps).toHaveLength(1);
+      expect(manifest.gaps[0]?.reason).toBe('interrupted by a restart');
+      const lost = manifest.alerts.filter((a) => a.kind === 'source_lost');
+      expect(lost).toHaveLength(1);
+      expect(lost[0]?.message).toMatch(/the agent restarted/);
+      expect(lost[0]?.endedAt).not.toBeNull();
       expect(await findFfmpegProcesses(dataDir)).toEqual([]);
     } finally {
       tmp.cleanup();

@@ -199,6 +199,7 @@ describe('S3Store on Ceph RGW', () => {
       begin: (u) => inner.begin(u),
       parts: (id) => inner.parts(id),
       end: (id) => inner.end(id),
+      forgetPart: (id, n) => inner.forgetPart(id, n),
       partDone: async (id, part) => {
         await inner.partDone(id, part);
         if (part.partNumber === 1) {
@@ -231,7 +232,7 @@ describe('S3Store on Ceph RGW', () => {
     const client = new S3Client({ endpoint: rgw.endpoint, region: rgw.region, forcePathStyle: true, credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey }, requestChecksumCalculation: 'WHEN_REQUIRED' });
     const earlier = new MultipartUploader({ client, bucket, state, logger: silentLogger });
     const plan = await planUpload(file, 5 * MIB);
-    const { upload } = await earlier.begin(key, { sizeBytes: data.length, sha256, partSizeBytes: 5 * MIB, contentType: 'video/mp2t' });
+    const upload = await earlier.create(key, { sizeBytes: data.length, sha256, partSizeBytes: 5 * MIB, contentType: 'video/mp2t' });
     await earlier.uploadPart(upload, file, plan.parts[0] as (typeof plan.parts)[number]);
     client.destroy();
 
@@ -241,6 +242,7 @@ describe('S3Store on Ceph RGW', () => {
       begin: (u: MultipartUpload) => state.begin(u),
       parts: (id) => state.parts(id),
       end: (id) => state.end(id),
+      forgetPart: (id, n) => state.forgetPart(id, n),
       partDone: async (id, part: UploadedPart) => {
         sent.push(part.partNumber);
         await state.partDone(id, part);
@@ -278,10 +280,11 @@ describe('S3Store on Ceph RGW', () => {
     expect(message).not.toContain(rgw.secretAccessKey);
     expect(JSON.stringify((err as { details: unknown }).details)).not.toContain(wrongSecret);
 
-    // Later operations fail the same way: a write failure naming the S3 code, without the secret.
+    // Later operations fail the same way: an operator error naming the S3 code and the fix, without the secret.
     const put = await store.putBytes('x/y.json', '{}').catch((e: unknown) => e);
-    expect(isLecternError(put, 'STORE_WRITE_FAILED')).toBe(true);
+    expect(isLecternError(put, 'STORE_ACCESS_DENIED')).toBe(true);
     expect((put as Error).message).toMatch(/SignatureDoesNotMatch 403/);
+    expect((put as Error).message).toContain('secretAccessKeyFile');
     expect((put as Error).message).not.toContain(wrongSecret);
     await store.stop();
   });
@@ -306,7 +309,8 @@ describe('S3Store on Ceph RGW', () => {
 
   it('only warns at start when the server cannot be reached, so recording still starts', async () => {
     const { logger, lines } = createMemoryLogger();
-    const store = new S3Store({ ...storeOptions(bucket), endpoint: `http://127.0.0.1:${await closedPort()}`, logger });
+    // Few, quick retries: a refused connection is retryable, and the default schedule takes ~10 s.
+    const store = new S3Store({ ...storeOptions(bucket), endpoint: `http://127.0.0.1:${await closedPort()}`, logger, retry: { maxAttempts: 2, backoff: { baseMs: 10, capMs: 10, jitter: 0 } } });
     await store.start();
     expect(lines.some((l) => l.includes('cannot reach the storage at start (ECONNREFUSED)'))).toBe(true);
     const err = await store.head('a/b').catch((e: unknown) => e);
@@ -390,5 +394,24 @@ describe('lectern demo publishing to S3', () => {
     const got = (await aws(['s3api', 'get-object', '--bucket', bucket, '--key', `${lectureDir}${segment.path}`, segmentFile])) as { Metadata: Record<string, string> };
     expect((await hashFile(segmentFile)).sha256).toBe(segment.sha256);
     expect(got.Metadata.sha256).toBe(segment.sha256);
+
+    // The platform's side, through the same CLI and configuration: listed, pulled, verified.
+    const ls = await runCli(['--config', config, 'platform', 'ls', '--json'], { cwd: tmp.dir, env });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect((JSON.parse(ls.stdout) as Array<{ lectureId: string; readyKey: string }>).map((l) => l.readyKey)).toEqual([pointerKey]);
+    const pulled = path.join(tmp.dir, 'pulled');
+    const pull = await runCli(['--config', config, 'platform', 'pull', manifest.lectureId, pulled], { cwd: tmp.dir, env });
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(pull.stdout).toContain(`Pulled lecture ${manifest.lectureId}: ${manifest.files.length} files`);
+    expect(readFileSync(path.join(pulled, 'lecture.json'), 'utf8')).toBe(manifestText);
+
+    // Someone replaces a segment, keeping its sha256 metadata: the pull fails and names it.
+    writeFileSync(path.join(tmp.dir, 'evil.m4s'), 'not the segment');
+    await aws(['s3api', 'put-object', '--bucket', bucket, '--key', `${lectureDir}${segment.path}`, '--body', path.join(tmp.dir, 'evil.m4s'), '--metadata', `sha256=${segment.sha256}`]);
+    const bad = await runCli(['--config', config, 'platform', 'pull', manifest.lectureId, path.join(tmp.dir, 'pulled-again')], { cwd: tmp.dir, env });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`FAILED verification: 1 file(s)`);
+    expect(bad.stderr).toContain(`  ${segment.path}: CHECKSUM_MISMATCH`);
+    expect(`${bad.stdout}${bad.stderr}`).not.toContain(rgw.secretAccessKey);
   });
 });

@@ -17,6 +17,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   capture: ['ffmpeg', 'storage', 'log', 'util', 'config', 'camera'],
   transcode: ['ffmpeg', 'storage', 'log', 'util', 'queue'],
   upload: ['storage', 'log', 'util', 'queue', 'config', 'transcode'],
+  schedule: ['log', 'util', 'config'],
+  // api/ knows the agent only through its own types (api/types.ts); agent/ injects the backend.
+  api: ['log', 'util'],
   agent: ['*'],
   cli: ['*'],
 };
@@ -85,7 +88,9 @@ describe('module boundaries', () => {
     for (const file of files) {
       const mod = path.relative(SRC, file).split(path.sep)[0];
       const text = readFileSync(file, 'utf8');
-      if (mod !== 'ffmpeg') expect(importsOf(file), file).not.toContain('node:child_process');
+      // agent/systemd.ts runs systemd-notify and timedatectl: Node cannot send sd_notify's unix
+      // datagrams itself (the file says why), and those tools are no business of ffmpeg/.
+      if (mod !== 'ffmpeg' && path.relative(SRC, file) !== path.join('agent', 'systemd.ts')) expect(importsOf(file), file).not.toContain('node:child_process');
       expect(text, file).not.toMatch(/shell:\s*true|from 'fluent-ffmpeg'|\bexecSync\b|\bexecFile\b/);
     }
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildCaptureArgs, SEGMENT_LIST_NAME } from '../../src/ffmpeg/captureArgs.js';
+import { buildCaptureArgs, isMonitored, parseMonitorLine, SEGMENT_LIST_NAME } from '../../src/ffmpeg/captureArgs.js';
 
 const out = { runDir: '/data/recordings/R/presenter/run-0001', segmentSeconds: 10, format: 'mpegts' as const };
 
@@ -20,6 +20,14 @@ describe('buildCaptureArgs', () => {
     expect(args).toContain('0:a:0?');
     // The input URL comes right after -i and before any output option.
     expect(args.indexOf('-i')).toBeLessThan(args.indexOf('-f', args.indexOf('-i')));
+  });
+
+  it('copies audio the camera is known to send as AAC, and nothing else changes', () => {
+    const transcoded = buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/stream1', timeoutMs: 5000 }, out);
+    const copied = buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/stream1', timeoutMs: 5000, copyAudio: true }, out);
+    expect(valueAfter(copied, '-c:a')).toBe('copy');
+    expect(copied).not.toContain('-b:a');
+    expect(transcoded.filter((a) => !['-b:a', '96k', '-ar', '48000'].includes(a)).map((a) => (a === 'aac' ? 'copy' : a))).toEqual(copied);
   });
 
   it('writes segments with a live CSV list into the run directory and never overwrites', () => {
@@ -58,5 +66,72 @@ describe('buildCaptureArgs', () => {
     expect(valueAfter(args, '-stats_period')).toBe('1');
     expect(args).toContain('-nostats');
     expect(args).not.toContain('-nostdin');
+  });
+});
+
+describe('buildCaptureArgs with confidence monitoring', () => {
+  const monitor = { fd: 3, audioLevels: true, freezeSeconds: 30, freezeNoiseDb: -40, black: true };
+
+  it('adds a second output that decodes, shrinks and measures, printing to the extra pipe, after the segments', () => {
+    const args = buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/s', timeoutMs: 5000 }, out, monitor);
+    const segmentsAt = args.indexOf(`${out.runDir}/seg_%05d.ts`);
+    expect(segmentsAt).toBeGreaterThan(0);
+    const second = args.slice(segmentsAt + 1);
+    expect(second.slice(-3)).toEqual(['-f', 'null', '-']);
+    expect(valueAfter(second, '-map')).toBe('0:v:0');
+    const vf = valueAfter(second, '-vf') ?? '';
+    // Few, small frames: the video is stream-copied into the segments, so this branch decodes,
+    // key frames only (an input option) and with no frame-rate filter that would repeat them.
+    expect(vf).toMatch(/^scale=64:-2,/);
+    expect(args.slice(args.indexOf('-skip_frame'), args.indexOf('-skip_frame') + 2)).toEqual(['-skip_frame', 'nokey']);
+    expect(args.indexOf('-skip_frame')).toBeLessThan(args.indexOf('-i'));
+    expect(vf).toContain('freezedetect=n=-40dB:d=30');
+    expect(vf).toContain('blackdetect=d=0');
+    // The option separator in the path is escaped, and each line is written at once.
+    expect(vf).toMatch(/metadata=mode=print:file='pipe\\:3':direct=1$/);
+    // Audio is optional on a camera, so the measured audio is optional too.
+    expect(second[second.lastIndexOf('-map') + 1]).toBe('0:a:0?');
+    const af = valueAfter(second, '-af') ?? '';
+    expect(af).toContain('asetnsamples=n=16000');
+    expect(af).toContain('astats=metadata=1:reset=1');
+    expect(af).toMatch(/ametadata=mode=print:key=lavfi\.astats\.Overall\.RMS_level:file='pipe\\:3':direct=1$/);
+    // Nothing of the recording changes but the decoder's key-frame option (the copy does not decode).
+    const withoutSkip = args.slice(0, segmentsAt + 1).filter((a, i, all) => a !== '-skip_frame' && all[i - 1] !== '-skip_frame');
+    expect(withoutSkip).toEqual(buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/s', timeoutMs: 5000 }, out));
+  });
+
+  it('leaves out what is switched off, and does not measure the synthetic source', () => {
+    const rtsp = { kind: 'rtsp' as const, url: 'rtsp://cam/s', timeoutMs: 5000 };
+    const audioOnly = buildCaptureArgs(rtsp, out, { ...monitor, freezeSeconds: 0, black: false });
+    const second = audioOnly.slice(audioOnly.indexOf(`${out.runDir}/seg_%05d.ts`) + 1);
+    expect(second).not.toContain('-vf');
+    // No picture watched: nothing to decode, so no decoder option either.
+    expect(audioOnly).not.toContain('-skip_frame');
+    expect(valueAfter(second, '-map')).toBe('0:a:0?');
+    expect(buildCaptureArgs(rtsp, out, { ...monitor, audioLevels: false, freezeSeconds: 0, black: false }).at(-1)).toBe(`${out.runDir}/seg_%05d.ts`);
+    // A generated pattern and tone: nothing to watch.
+    const synthetic = { kind: 'synthetic' as const, width: 320, height: 240, fps: 25, toneHz: 440 };
+    expect(isMonitored(synthetic)).toBe(false);
+    expect(buildCaptureArgs(synthetic, out, monitor)).toEqual(buildCaptureArgs(synthetic, out));
+  });
+
+  it('flushes each packet to the segment file, so a killed ffmpeg leaves its media on disk', () => {
+    expect(valueAfter(buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/s', timeoutMs: 3000 }, out), '-segment_format_options')).toBe('flush_packets=1');
+    expect(valueAfter(buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/s', timeoutMs: 3000 }, { ...out, format: 'fmp4' }), '-segment_format_options')).toMatch(/:flush_packets=1$/);
+  });
+});
+
+describe('parseMonitorLine', () => {
+  it('reads levels (silence is -inf), freezes and black pictures, and ignores everything else', () => {
+    expect(parseMonitorLine('lavfi.astats.Overall.RMS_level=-21.06')).toEqual({ kind: 'audioLevel', db: -21.06 });
+    expect(parseMonitorLine('lavfi.astats.Overall.RMS_level=-inf')).toEqual({ kind: 'audioLevel', db: -Infinity });
+    expect(parseMonitorLine('lavfi.astats.Overall.RMS_level=nan')).toBeUndefined();
+    expect(parseMonitorLine('lavfi.freezedetect.freeze_start=16.0049')).toEqual({ kind: 'freezeStart' });
+    expect(parseMonitorLine('lavfi.freezedetect.freeze_duration=8')).toBeUndefined();
+    expect(parseMonitorLine('lavfi.freezedetect.freeze_end=24')).toEqual({ kind: 'freezeEnd' });
+    expect(parseMonitorLine('lavfi.black_start=16')).toEqual({ kind: 'blackStart' });
+    expect(parseMonitorLine('lavfi.black_end=24')).toEqual({ kind: 'blackEnd' });
+    expect(parseMonitorLine('frame:12   pts:192000  pts_time:12')).toBeUndefined();
+    expect(parseMonitorLine('')).toBeUndefined();
   });
 });

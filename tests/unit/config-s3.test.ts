@@ -58,7 +58,7 @@ describe('storage configuration', () => {
       'storage.accessKeyIdEnv: set accessKeyIdFile or accessKeyIdEnv, not both',
       'storage.secretAccessKeyEnv: set secretAccessKeyFile or secretAccessKeyEnv, not both',
     ]);
-    expect(problems({ kind: 'gcs' })).toEqual(['storage.kind: unknown kind "gcs"; expected one of file, s3']);
+    expect(problems({ kind: 'gcs' })).toEqual(['storage.kind: unknown storage kind "gcs"; expected one of file, s3']);
   });
 
   it('documents an S3 bucket in the example, and that block is a valid configuration once uncommented', () => {

@@ -33,7 +33,7 @@ describe('the onvif source kind', () => {
 
   it('is documented, commented out, in the example configuration', () => {
     const text = renderExampleConfig();
-    expect(text).toMatch(/# - kind: onvif\n( *#.*\n)*? *# {3}address: 192\.0\.2\.11 /);
+    expect(text).toMatch(/# - kind: onvif\n( *#.*\n)*? *# {3}address: 192\.0\.2\.11\n/);
     expect(text).toContain('lectern cameras discover');
     // Commented out, so the example is still exactly the defaults (config-example.test.ts checks that).
     expect(text).not.toMatch(/^\s*- kind: onvif/m);

@@ -1,10 +1,11 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { formatProblems, loadConfig, renderExampleConfig } from '../../config/index.js';
+import { formatProblems, loadConfig, renderExampleConfig, type Config } from '../../config/index.js';
 import { describeError, isLecternError } from '../../util/errors.js';
 
-/** Exit code for configuration problems (the CLI's table: 0 ok, 1 usage, 2 config, 3 runtime). */
+/** Exit codes of these commands (the CLI's table: 0 ok, 1 usage, 2 config, 3 runtime). */
+const EXIT_USAGE = 1;
 const EXIT_CONFIG = 2;
 
 /** `lectern config init` and `lectern config check`. */
@@ -18,16 +19,15 @@ export function registerConfigCommands(program: Command, io: { out: (s: string) 
     .option('--force', 'overwrite an existing file')
     .action((file: string, opts: { force?: boolean }) => {
       const target = path.resolve(file);
-      if (existsSync(target) && !opts.force) {
-        io.err(`${target} already exists; use --force to overwrite it`);
-        process.exitCode = 1;
-        return;
-      }
       try {
-        writeFileSync(target, renderExampleConfig(), { mode: 0o644 });
+        // 'wx' refuses an existing file atomically, so a config written meanwhile is never clobbered.
+        writeFileSync(target, renderExampleConfig(), { mode: 0o644, flag: opts.force ? 'w' : 'wx' });
+        // The file holds no secrets; 0644 whatever the umask, so the service user can read it.
+        chmodSync(target, 0o644);
       } catch (err) {
-        io.err(`cannot write ${target}: ${describeError(err)}`);
-        process.exitCode = 1;
+        const exists = (err as NodeJS.ErrnoException).code === 'EEXIST';
+        io.err(exists ? `${target} already exists; use --force to overwrite it` : `cannot write ${target}: ${describeError(err)}`);
+        process.exitCode = EXIT_USAGE;
         return;
       }
       io.out(`wrote ${target}; edit it, then run: lectern config check ${file}`);
@@ -40,12 +40,9 @@ export function registerConfigCommands(program: Command, io: { out: (s: string) 
     .action((file: string | undefined) => {
       const chosen = file ?? program.opts<{ config?: string }>().config;
       try {
-        const { config: c, source } = loadConfig({ ...(chosen !== undefined ? { path: chosen } : {}), env: process.env, cwd: process.cwd() });
+        const { config: c, source } = loadConfig({ path: chosen, env: process.env, cwd: process.cwd() });
         io.out(`ok: ${source}`);
-        io.out(`  agent ${c.agent.id} at ${c.agent.site}/${c.agent.room}; data in ${c.agent.dataDir}`);
-        io.out(`  sources: ${c.sources.map((s) => `${s.name} (${s.kind}, ${s.role})`).join(', ')}`);
-        const where = c.storage.kind === 'file' ? (c.storage.root ?? '') : `${c.storage.endpoint ?? `aws:${c.storage.region}`} bucket ${c.storage.bucket}`;
-        io.out(`  storage: ${c.storage.kind} ${where}${c.storage.prefix ? ` prefix ${c.storage.prefix}` : ''}`);
+        for (const line of summarize(c)) io.out(`  ${line}`);
       } catch (err) {
         if (isLecternError(err, 'CONFIG_INVALID') && Array.isArray(err.details.problems)) {
           io.err(formatProblems(err.details.problems as string[], String(err.details.source)));
@@ -55,4 +52,15 @@ export function registerConfigCommands(program: Command, io: { out: (s: string) 
         process.exitCode = EXIT_CONFIG;
       }
     });
+}
+
+/** What IT staff check first after an edit: who this is, which cameras, where lectures go. */
+function summarize(c: Config): string[] {
+  const storage = c.storage;
+  const where = storage.kind === 'file' ? (storage.root ?? '') : `${storage.endpoint ?? `aws:${storage.region}`} bucket ${storage.bucket}`;
+  return [
+    `agent ${c.agent.id} at ${c.agent.site}/${c.agent.room}; data in ${c.agent.dataDir}`,
+    `sources: ${c.sources.map((s) => `${s.name} (${s.kind}, ${s.role})`).join(', ')}`,
+    `storage: ${storage.kind} ${where}${storage.prefix ? ` prefix ${storage.prefix}` : ''}`,
+  ];
 }

@@ -11,9 +11,10 @@ import type { CliIo } from '../io.js';
 /**
  * `lectern queue ls`: the durable jobs and their states. Reads the database read-only (WAL lets
  * it do so while the daemon writes), so it works whether or not the daemon runs.
+ * `lectern queue retry|cancel <jobId>`: an operator's two actions on one job.
  */
 export function registerQueueCommands(program: Command, io: CliIo, loadConfig: () => Config): void {
-  const queue = program.command('queue').description('inspect the durable job queue');
+  const queue = program.command('queue').description('inspect the durable job queue, retry or cancel a job');
   queue
     .command('ls')
     .description('list jobs (newest first) with their state, attempts and last error')
@@ -47,6 +48,73 @@ export function registerQueueCommands(program: Command, io: CliIo, loadConfig: (
         closeDatabase(db);
       }
     });
+
+  queue
+    .command('retry <jobId>')
+    .description('put a dead or cancelled job back in the queue with a fresh set of attempts')
+    .action((id: string) => operate(io, loadConfig, id, 'retry'));
+  queue
+    .command('cancel <jobId>')
+    .description('withdraw a queued or dead job (a running one must finish or fail first); a cancelled publish keeps its local files')
+    .action((id: string) => operate(io, loadConfig, id, 'cancel'));
+}
+
+/**
+ * `queue retry|cancel`: one guarded UPDATE on the state database, safe while the daemon runs (its
+ * claim re-checks the state, so a job is either cancelled here or claimed there, never both).
+ */
+function operate(io: CliIo, loadConfig: () => Config, idText: string, op: 'retry' | 'cancel'): void {
+  const id = Number(idText);
+  if (!/^\d+$/.test(idText) || !Number.isSafeInteger(id) || id < 1) {
+    io.err(`the job id must be a positive integer (see lectern queue ls), got "${idText}"`);
+    process.exitCode = 1;
+    return;
+  }
+  const dbPath = new LocalLayout(loadConfig().agent.dataDir).dbPath;
+  if (!existsSync(dbPath)) {
+    io.err(`no job ${id}: there is no state database at ${dbPath}`);
+    process.exitCode = 1;
+    return;
+  }
+  const db = openDatabase(dbPath, { logger: silentLogger });
+  try {
+    const jobs = new JobQueue({ db, logger: silentLogger });
+    const before = jobs.get(id);
+    if (!before) {
+      io.err(`no job ${id} (see lectern queue ls)`);
+      process.exitCode = 1;
+      return;
+    }
+    const done = op === 'retry' ? jobs.retry(id) : jobs.cancel(id);
+    // Read again: the daemon may have moved the job between the two statements.
+    const after = jobs.get(id) ?? before;
+    const what = `job ${id} (${after.kind} ${after.key})`;
+    if (done) {
+      io.out(
+        op === 'retry'
+          ? `${what} is queued again with ${after.maxAttempts} attempts; a running daemon picks it up within seconds.`
+          : `${what} is cancelled.${after.kind === 'publish' ? ' The lecture stays on this PC: local files of an unpublished lecture are never deleted.' : ''} Undo with: lectern queue retry ${id}`,
+      );
+      return;
+    }
+    io.err(refusal(what, after, op));
+    process.exitCode = 1;
+  } finally {
+    closeDatabase(db);
+  }
+}
+
+function refusal(what: string, job: Job, op: 'retry' | 'cancel'): string {
+  if (op === 'retry') {
+    if (job.state === 'queued') return `${what} is already queued (attempt ${job.attempts} of ${job.maxAttempts} used); nothing to retry`;
+    if (job.state === 'running') return `${what} is running now; nothing to retry`;
+    return `${what} is done; nothing to retry`;
+  }
+  if (job.state === 'running') {
+    return `${what} is running and cannot be cancelled: wait until it finishes or fails, or stop the daemon (systemctl stop lectern) and cancel it then`;
+  }
+  if (job.state === 'cancelled') return `${what} is already cancelled`;
+  return `${what} is done; there is nothing to cancel`;
 }
 
 export function formatJobs(jobs: readonly Job[]): string {

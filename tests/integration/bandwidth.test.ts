@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log/logger.js';
+import { S3Store } from '../../src/storage/s3Store.js';
+import { BandwidthPolicy, type UploadSettings } from '../../src/upload/bandwidthPolicy.js';
+import { tcpConnectProbe } from '../../src/upload/yield.js';
+import { sha256Hex } from '../../src/util/hash.js';
+import { waitFor } from '../../src/util/sleep.js';
+import { adminClient, createTestBucket } from '../helpers/s3.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+import { startCountingRelay, type CountingRelay } from '../peers/countingRelay.js';
+import { startRgw, type RgwPeer } from '../peers/rgw.js';
+
+/**
+ * The bandwidth policy (DESIGN §4) on real links: S3Store uploads to a real Ceph RADOS Gateway
+ * through the policy's token bucket, and the rate is measured where the bytes arrive — in our
+ * counting relay in front of the gateway — not where the uploader says it sent them.
+ *
+ * LECTERN_LONG=1 measures over 60 s (the acceptance length) instead of the CI-sized 20 s.
+ */
+
+const LONG = process.env.LECTERN_LONG === '1';
+const MEASURE_MS = LONG ? 60_000 : 20_000;
+const WARMUP_MS = 2_000;
+const MIB = 1024 * 1024;
+
+let rgw: RgwPeer;
+let admin: S3Client;
+const tmp = makeTmpDir('lectern-bw-');
+
+beforeAll(async () => {
+  rgw = await startRgw();
+  admin = adminClient(rgw);
+}, 120_000);
+
+afterAll(async () => {
+  admin?.destroy();
+  await rgw?.stop();
+  tmp.cleanup();
+});
+
+function settings(over: Partial<UploadSettings> = {}): UploadSettings {
+  return { rateCapKbps: 0, windows: [], pauseWhileRecording: true, yield: { enabled: true, thresholdMs: 100, minRateKbps: 64, intervalMs: 1_000 }, ...over };
+}
+
+function randomFile(name: string, sizeBytes: number): { file: string; sha256: string; sizeBytes: number } {
+  const data = randomBytes(sizeBytes);
+  const file = path.join(tmp.dir, name);
+  writeFileSync(file, data);
+  return { file, sha256: sha256Hex(data), sizeBytes };
+}
+
+function storeVia(endpoint: string, bucket: string, throttle?: BandwidthPolicy): S3Store {
+  return new S3Store({
+    endpoint,
+    region: rgw.region,
+    bucket,
+    forcePathStyle: true,
+    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    logger: silentLogger,
+    multipartThresholdBytes: 5 * MIB,
+    partSizeBytes: 5 * MIB,
+    ...(throttle ? { throttle } : {}),
+  });
+}
+
+/**
+ * Starts `upload`, waits for the warm-up, then measures the bytes that arrived at the relay over
+ * `measureMs`. Returns bytes per second.
+ */
+async function measureArrivalRate(relay: CountingRelay, upload: Promise<void>, measureMs: number): Promise<{ rate: number; upload: Promise<void> }> {
+  let failed: unknown;
+  upload.catch((err: unknown) => {
+    failed = err;
+  });
+  await waitFor(() => (relay.bytesIn() > 0 || failed ? true : undefined), { timeoutMs: 10_000, what: 'the first bytes at the relay' });
+  if (failed) throw failed;
+  const t0 = Date.now() + WARMUP_MS;
+  const t1 = t0 + measureMs;
+  await waitFor(() => (Date.now() >= t1 + 100 || failed ? true : undefined), { timeoutMs: measureMs + WARMUP_MS + 5_000, intervalMs: 200, what: 'the measurement window' });
+  if (failed) throw failed;
+  return { rate: (relay.bytesBetween(t0, t1) / measureMs) * 1000, upload };
+}
+
+describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
+  it(`holds a 2 Mbit/s cap within ±5% over ${MEASURE_MS / 1000} s, across parts, and the object arrives intact`, async () => {
+    const capBytesPerSecond = 2_000_000 / 8;
+    const bucket = await createTestBucket(admin, 'bw');
+    const relay = await startCountingRelay({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
+    const policy = new BandwidthPolicy({
+      settings: settings({ rateCapKbps: 2_000 }),
+      logger: silentLogger,
+      isRecording: () => false,
+      probe: tcpConnectProbe('127.0.0.1', relay.port),
+    });
+    await policy.start();
+    const store = storeVia(`http://127.0.0.1:${relay.port}`, bucket, policy);
+    try {
+      // Long enough to outlast the measurement, in two parts (the cap holds across requests).
+      const f = randomFile('capped.bin', Math.ceil(((WARMUP_MS + MEASURE_MS + 3_000) / 1000) * capBytesPerSecond));
+      const started = Date.now();
+      const { rate, upload } = await measureArrivalRate(relay, store.putFile('capped.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }), MEASURE_MS);
+      const status = policy.status();
+      console.warn(`capped upload: ${(rate * 8 / 1e6).toFixed(3)} Mbit/s measured at the relay over ${MEASURE_MS / 1000} s (cap 2 Mbit/s, ${((rate / capBytesPerSecond - 1) * 100).toFixed(2)}%); policy says ${(status.rateBytesPerSecond * 8 / 1e6).toFixed(3)} Mbit/s`);
+      expect(Math.abs(rate / capBytesPerSecond - 1)).toBeLessThanOrEqual(0.05);
+      expect(status.capBytesPerSecond).toBe(capBytesPerSecond);
+      expect(status.activeUploads).toBe(1);
+      expect(Math.abs(status.rateBytesPerSecond / capBytesPerSecond - 1)).toBeLessThanOrEqual(0.1);
+      // Yield saw no queue on loopback: it must not have lowered the cap.
+      expect(status.yielding).toBe(false);
+      // putFile verifies size and sha256 with HEAD: the paced body kept its length and MD5.
+      await upload;
+      const elapsedS = (Date.now() - started) / 1000;
+      expect(elapsedS).toBeGreaterThanOrEqual((f.sizeBytes / capBytesPerSecond) * 0.95);
+      expect(await store.head('capped.bin')).toMatchObject({ sizeBytes: f.sizeBytes, sha256: f.sha256 });
+    } finally {
+      await policy.stop();
+      await store.stop();
+      await relay.close();
+    }
+  });
+});
