@@ -140,8 +140,9 @@ else
   rm -f "$tmp_conf"
   trap 'rm -f "$tmp_conf"' EXIT
   "$app/bin/lectern" config init "$tmp_conf" >/dev/null
-  # The example names ./lectern-data; the service keeps its data in its StateDirectory.
-  sed -i "s#^  dataDir: .*#  dataDir: $STATE_DIR#" "$tmp_conf"
+  # The example leaves dataDir to the default; the service keeps its data in its StateDirectory,
+  # written out so that lectern commands run by hand find the same database.
+  sed -i -E "s#^  (\# )?dataDir: .*#  dataDir: $STATE_DIR#" "$tmp_conf"
   grep -q "^  dataDir: $STATE_DIR\$" "$tmp_conf" || die "could not set agent.dataDir in the new configuration"
   "$app/bin/lectern" --config "$tmp_conf" config check >/dev/null
   chmod 0640 "$tmp_conf"

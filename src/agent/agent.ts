@@ -21,6 +21,9 @@ import type { ApiServer } from '../api/server.js';
 import { freeDiskBytes } from '../storage/diskSpace.js';
 import { createStore, describeStoreLocation } from './store.js';
 import { createTimetable } from './timetable.js';
+import { PublishProgressRepo } from '../db/publishProgress.js';
+import { RetentionRepo } from '../db/retention.js';
+import { Retention } from '../storage/retention.js';
 import { Heartbeat, newestJobError, packagedBytesWaiting, readHeartbeatVersions } from './heartbeat.js';
 import { MANIFEST_FILE_NAME } from '../transcode/manifest.js';
 import { ImportFolder } from '../capture/importFolder.js';
@@ -140,7 +143,10 @@ export class Agent {
         },
       }),
     );
-    worker.register(createPublishHandler({ store, storePrefix: config.storage.prefix, packageDir: (id) => layout.packageDir(id) }));
+    const publishProgress = new PublishProgressRepo(db);
+    worker.register(
+      createPublishHandler({ store, storePrefix: config.storage.prefix, packageDir: (id) => layout.packageDir(id), onProgress: (id, p) => publishProgress.set(id, p) }),
+    );
 
     const settings: CaptureSettings = {
       segmentSeconds: config.capture.segmentSeconds,
@@ -227,6 +233,19 @@ export class Agent {
         await importer.start();
         this.#started.push({ name: 'import folder', stop: () => importer.stop() });
       }
+      // Daemon only: a demo never deletes data.
+      const retention = new Retention({
+        store,
+        layout,
+        catalog: new RetentionRepo(db, PUBLISH_JOB),
+        logger,
+        keepDays: config.retention.keepDays,
+        intervalMs: config.retention.intervalMs,
+        purgeWhenLowDisk: config.retention.purgeWhenLowDisk,
+        minFreeDiskBytes: config.capture.minFreeDiskBytes,
+      });
+      await retention.start();
+      this.#started.push({ name: 'retention', stop: () => retention.stop() });
     }
     await status.start();
     this.#started.push({ name: 'status', stop: () => status.stop() });

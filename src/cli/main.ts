@@ -26,6 +26,7 @@ const COMMAND_GROUPS: Record<string, (program: Command, io: CliIo, load: Loader)
   platform: async (program, io, load) => (await import('./commands/platform.js')).registerPlatformCommands(program, io, () => load().config),
   doctor: async (program, io, load) => (await import('./commands/doctor.js')).registerDoctorCommand(program, io, load),
   record: async (program, io, load) => (await import('./commands/record.js')).registerRecordCommands(program, io, () => load().config),
+  uploads: async (program, io, load) => (await import('./commands/uploads.js')).registerUploadsCommands(program, io, () => load().config),
 };
 // `lectern status` is registered by the record group.
 const GROUP_OF_COMMAND: Record<string, string> = { status: 'record' };

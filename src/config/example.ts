@@ -71,8 +71,9 @@ const STORAGE_EXAMPLE = {
 };
 
 // Defaults that depend on the machine: written commented out, so a file copied to another room
-// does not carry this PC's host name.
-const MACHINE_SPECIFIC = new Set(['agent.id']);
+// does not carry this PC's host name, and a service's data folder stays systemd's StateDirectory
+// (an explicit dataDir wins over it, and under /etc it would be read-only).
+const MACHINE_SPECIFIC = new Set(['agent.id', 'agent.dataDir']);
 
 export function renderExampleConfig(): string {
   const defaults = configSchema.parse({}) as Record<string, unknown>;

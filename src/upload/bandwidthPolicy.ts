@@ -246,7 +246,9 @@ export class BandwidthPolicy implements BodyThrottle {
   /** A pause began: a request that would need long to finish gives way now and is sent again later. */
   #withdrawLongRequests(reason: PausedReason): void {
     const limitMs = this.#o.finishWithinMs ?? 30_000;
-    const rate = Math.min(this.#bucket.rateBytesPerSecond, Math.max(this.#meter.rate(2_000), 1));
+    // What it gets now; right after its start nothing is measured yet, and the cap is the guess.
+    const measured = this.#meter.rate(2_000);
+    const rate = measured > 0 ? Math.min(this.#bucket.rateBytesPerSecond, measured) : this.#bucket.rateBytesPerSecond;
     for (const a of this.#active) {
       const leftMs = ((a.sizeBytes - a.sentBytes) / rate) * 1000;
       if (leftMs <= limitMs) continue;

@@ -9,7 +9,7 @@ import { failpointDelayMs } from '../util/failpoints.js';
 import { sha256Hex } from '../util/hash.js';
 import { sleep } from '../util/sleep.js';
 import { ULID_PATTERN } from '../util/ulid.js';
-import { publishPackage } from './publish.js';
+import { publishPackage, type PublishProgress } from './publish.js';
 
 /**
  * The `publish` job: a built package -> the store, in the order of the publish protocol
@@ -37,6 +37,8 @@ export interface PublishHandlerDeps {
   store: Store;
   storePrefix: string;
   packageDir(lectureId: string): string;
+  /** After each confirmed file; `lectern uploads` reads what the agent stores from it. */
+  onProgress?(lectureId: string, progress: PublishProgress): void;
 }
 
 export interface PublishJobResult {
@@ -95,6 +97,7 @@ export function createPublishHandler(deps: PublishHandlerDeps): JobHandler<Publi
           manifestJson,
           readyKey: pointerKey,
           readyJson: serializeJson(pointer),
+          ...(deps.onProgress ? { onProgress: (p: PublishProgress) => deps.onProgress?.(lectureId, p) } : {}),
           signal: ctx.signal,
         });
       } catch (err) {

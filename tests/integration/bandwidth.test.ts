@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
@@ -13,17 +15,28 @@ import { adminClient, createTestBucket } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { startCountingRelay, type CountingRelay } from '../peers/countingRelay.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
+import { createShapedLink, shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
 
 /**
  * The bandwidth policy (DESIGN §4) on real links: S3Store uploads to a real Ceph RADOS Gateway
  * through the policy's token bucket, and the rate is measured where the bytes arrive — in our
  * counting relay in front of the gateway — not where the uploader says it sent them.
  *
- * LECTERN_LONG=1 measures over 60 s (the acceptance length) instead of the CI-sized 20 s.
+ * On a shaped link (a network namespace of the test's own, tc tbf at 4 Mbit/s both ways, the
+ * gateway reached through it): the cap holds, a link cut mid-upload is recovered from within
+ * seconds of the link's return, and a foreground transfer on the same link keeps most of it
+ * while the upload yields (compared with the share it gets against an upload that does not).
+ *
+ * LECTERN_LONG=1 uses the acceptance lengths: 60 s rate windows and a 60 s outage, instead of
+ * the CI-sized 20 s / 12 s windows and a 10 s outage.
  */
 
 const LONG = process.env.LECTERN_LONG === '1';
 const MEASURE_MS = LONG ? 60_000 : 20_000;
+const SHAPED_MEASURE_MS = LONG ? 60_000 : 12_000;
+const OUTAGE_MS = LONG ? 60_000 : 10_000;
+const LINK_KBIT = 4_000;
+const LINK_BYTES_PER_SECOND = (LINK_KBIT * 1000) / 8;
 const WARMUP_MS = 2_000;
 const MIB = 1024 * 1024;
 
@@ -121,5 +134,127 @@ describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
       await store.stop();
       await relay.close();
     }
+  });
+});
+
+describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
+  let link: ShapedLink;
+  let rgwSide: CountingRelay;
+  let sink: CountingRelay;
+  const S3_PORT = 7480;
+  const SINK_PORT = 8080;
+  let endpoint: string;
+
+  beforeAll(async () => {
+    expect(shapedLinkUnsupportedReason(), 'shaped links (TESTING.md) are part of this test').toBeUndefined();
+    link = await createShapedLink({ name: 'lecbw', subnet: '10.200.57', rateKbit: LINK_KBIT, latencyMs: 400 });
+    // The host ends of the relay inside the namespace: unix sockets, counting what crossed the link.
+    rgwSide = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'rgw.sock') }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
+    sink = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'sink.sock') }, upstream: 'httpSink' });
+    const relay = link.spawn(process.execPath, [fileURLToPath(new URL('../peers/nsRelay.mjs', import.meta.url)), link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);
+    await new Promise<void>((resolve, reject) => {
+      relay.stdout?.on('data', (d: Buffer) => (d.toString().includes('ready') ? resolve() : undefined));
+      relay.once('exit', (code) => reject(new Error(`the relay in the namespace exited (${code})`)));
+    });
+    endpoint = `http://${link.nsAddress}:${S3_PORT}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await link?.close();
+    await rgwSide?.close();
+    await sink?.close();
+  });
+
+  it(`holds a 2 Mbit/s cap within ±5%, and resumes within 15 s after a ${OUTAGE_MS / 1000} s link cut`, async () => {
+    const cap = 2_000_000 / 8;
+    const bucket = await createTestBucket(admin, 'bwlink');
+    const policy = new BandwidthPolicy({ settings: settings({ rateCapKbps: 2_000 }), logger: silentLogger, probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000) });
+    await policy.start();
+    const store = storeVia(endpoint, bucket, policy);
+    try {
+      const f = randomFile('linked.bin', Math.ceil(((WARMUP_MS + SHAPED_MEASURE_MS + 6_000) / 1000) * cap));
+      const started = Date.now();
+      const { rate, upload } = await measureArrivalRate(rgwSide, store.putFile('linked.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }), SHAPED_MEASURE_MS);
+      console.warn(`capped upload on the shaped link: ${((rate * 8) / 1e6).toFixed(3)} Mbit/s over ${SHAPED_MEASURE_MS / 1000} s (${((rate / cap - 1) * 100).toFixed(2)}%), yielding: ${policy.status().yielding}`);
+      expect(Math.abs(rate / cap - 1)).toBeLessThanOrEqual(0.05);
+
+      // Cut the link from inside the namespace, mid-upload.
+      const before = rgwSide.bytesIn();
+      await link.cut();
+      const cutAt = Date.now();
+      await waitFor(() => (Date.now() - cutAt >= OUTAGE_MS ? true : undefined), { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250, what: 'the outage' });
+      const stalledBytes = rgwSide.bytesIn() - before;
+      expect(policy.status().linkDown).toBe(true);
+      await link.restore();
+      const backAt = Date.now();
+      const atReturn = rgwSide.bytesIn();
+      // The upload moves again: bytes of it arrive at the gateway's side of the link.
+      await waitFor(() => (rgwSide.bytesIn() > atReturn + 64 * 1024 ? true : undefined), { timeoutMs: 20_000, intervalMs: 100, what: 'the upload to resume' });
+      const resumedAfterMs = Date.now() - backAt;
+      console.warn(`link cut for ${OUTAGE_MS / 1000} s: ${stalledBytes} bytes crossed during the cut (queued before it); upload moving again ${resumedAfterMs} ms after the link returned`);
+      expect(resumedAfterMs).toBeLessThanOrEqual(15_000);
+      await upload;
+      expect(await store.head('linked.bin')).toMatchObject({ sizeBytes: f.sizeBytes, sha256: f.sha256 });
+      expect(Date.now() - started).toBeGreaterThan(OUTAGE_MS);
+    } finally {
+      await policy.stop();
+      await store.stop();
+    }
+  });
+
+  /**
+   * A foreground HTTP upload through the same link, racing our upload for FOREGROUND_MS; its
+   * share of the link over the last MEASURE_FG_MS of that.
+   */
+  async function foregroundShare(yieldEnabled: boolean): Promise<number> {
+    const FOREGROUND_MS = 14_000;
+    const MEASURE_FG_MS = 8_000;
+    const bucket = await createTestBucket(admin, yieldEnabled ? 'bwyield' : 'bwgreedy');
+    const policy = new BandwidthPolicy({
+      settings: settings({ rateCapKbps: 0, yield: { enabled: yieldEnabled, thresholdMs: 100, minRateKbps: 64, intervalMs: 500 } }),
+      logger: silentLogger,
+      probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000),
+    });
+    await policy.start();
+    const store = storeVia(endpoint, bucket, policy);
+    const f = randomFile(`bg-${yieldEnabled}.bin`, 12 * MIB);
+    const background = store.putFile('bg.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }).catch(() => undefined);
+    const fg = httpRequest({ host: link.nsAddress, port: SINK_PORT, method: 'PUT', path: '/fg', headers: { 'content-length': String(200 * MIB) } });
+    fg.on('error', () => undefined);
+    try {
+      // Our upload has the link to itself for two seconds, then the foreground starts.
+      const bgStart = rgwSide.bytesIn();
+      await waitFor(() => (rgwSide.bytesIn() > bgStart + 100_000 ? true : undefined), { timeoutMs: 10_000, what: 'the background upload to start' });
+      const chunk = randomBytes(64 * 1024);
+      const fgStarted = Date.now();
+      let writing = true;
+      const pump = (): void => {
+        while (writing && fg.write(chunk));
+      };
+      fg.on('drain', pump);
+      pump();
+      const t0 = fgStarted + FOREGROUND_MS - MEASURE_FG_MS;
+      const t1 = fgStarted + FOREGROUND_MS;
+      await waitFor(() => (Date.now() >= t1 + 100 ? true : undefined), { timeoutMs: FOREGROUND_MS + 5_000, intervalMs: 200, what: 'the foreground transfer' });
+      writing = false;
+      const fgRate = (sink.bytesBetween(t0, t1) / MEASURE_FG_MS) * 1000;
+      const bgRate = (rgwSide.bytesBetween(t0, t1) / MEASURE_FG_MS) * 1000;
+      console.warn(
+        `${yieldEnabled ? 'yielding' : 'greedy'} upload vs a foreground transfer: foreground ${((fgRate * 8) / 1e6).toFixed(2)} Mbit/s (${Math.round((fgRate / LINK_BYTES_PER_SECOND) * 100)}% of the link), ours ${((bgRate * 8) / 1e6).toFixed(2)} Mbit/s; status ${JSON.stringify(policy.status())}`,
+      );
+      return fgRate / LINK_BYTES_PER_SECOND;
+    } finally {
+      fg.destroy();
+      await policy.stop();
+      await store.stop();
+      await background;
+    }
+  }
+
+  it('leaves a foreground transfer at least 80% of the link while yielding (less than 60% against an upload that does not)', async () => {
+    const greedy = await foregroundShare(false);
+    const yielding = await foregroundShare(true);
+    expect(greedy).toBeLessThan(0.6);
+    expect(yielding).toBeGreaterThanOrEqual(0.8);
   });
 });

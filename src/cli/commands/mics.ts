@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
+import { buildCaptureSources } from '../../agent/sources.js';
 import { listAlsaCaptureDevices, type AlsaListing } from '../../capture/alsa.js';
 import type { Config } from '../../config/index.js';
+import { buildLevelTestArgs, parseVolumeDetect, type AudioLevel, type LevelInput } from '../../ffmpeg/levelArgs.js';
+import { runFfmpeg } from '../../ffmpeg/run.js';
+import { createMemoryLogger } from '../../log/logger.js';
+import { describeError } from '../../util/errors.js';
+import { redactSecrets } from '../../util/redact.js';
 import type { CliIo } from '../io.js';
 
 /**
@@ -25,6 +31,83 @@ export function registerMicCommands(program: Command, io: CliIo, loadConfig: () 
       io.out('Audio of the configured sources:');
       for (const s of sources) io.out(`  ${s.source} (${s.kind}): ${s.audio}`);
     });
+
+  mics
+    .command('test <name>')
+    .description('record a few seconds from a configured source or an ALSA device (e.g. hw:CARD=USB,DEV=0) and report its peak and RMS level')
+    .option('-s, --seconds <n>', 'how long to listen', '5')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { seconds: string; json?: boolean }) => {
+      const seconds = Number(opts.seconds);
+      if (!Number.isFinite(seconds) || seconds < 1 || seconds > 60) {
+        io.err(`--seconds must be a number from 1 to 60, got "${opts.seconds}"`);
+        process.exitCode = 1;
+        return;
+      }
+      const secrets: string[] = [];
+      try {
+        const input = await levelInputOf(name, loadConfig(), secrets);
+        if (!input) {
+          io.err(`"${name}" is neither a configured source nor an ALSA device name (hw:CARD=...,DEV=..., plughw:..., default); see: lectern mics list`);
+          process.exitCode = 1;
+          return;
+        }
+        const { logger } = createMemoryLogger('warn');
+        const exit = await runFfmpeg({
+          args: buildLevelTestArgs(input, seconds),
+          label: `level test ${name}`,
+          logger,
+          secrets,
+          // volumedetect's summary is printed last, after every line ffmpeg had to say.
+          stderrRingLines: 400,
+          // Connecting to a camera takes a moment before the seconds being measured.
+          stallTimeoutMs: (seconds + 20) * 1000,
+        });
+        const level = parseVolumeDetect(exit.stderrTail);
+        if (!level || level.samples === 0) {
+          io.err(`${name}: no audio arrived (the source has no audio track, or it sent nothing)`);
+          process.exitCode = 3;
+          return;
+        }
+        if (opts.json) io.out(JSON.stringify({ name, seconds, ...level, verdict: verdictOf(level).kind }, (_k, v: unknown) => (v === -Infinity ? null : v), 2));
+        else io.out(`${name}: peak ${formatDb(level.peakDb)}, RMS ${formatDb(level.rmsDb)} over ${seconds} s — ${verdictOf(level).text}`);
+      } catch (err) {
+        io.err(`${name}: ${redactSecrets(describeError(err), secrets)}`);
+        process.exitCode = 3;
+      }
+    });
+}
+
+const ALSA_DEVICE = /^(hw|plughw|sysdefault|dsnoop|default)(:|$)/;
+
+async function levelInputOf(name: string, config: Config, secrets: string[]): Promise<LevelInput | undefined> {
+  const index = config.sources.findIndex((s) => s.name === name);
+  if (index >= 0) {
+    const source = buildCaptureSources({ ...config, sources: [config.sources[index] as Config['sources'][number]] }, process.env)[0];
+    if (!source) return undefined;
+    secrets.push(...source.secrets);
+    if (!source.resolve) return source.input;
+    const resolved = await source.resolve(AbortSignal.timeout(30_000));
+    secrets.push(...resolved.secrets);
+    return resolved.input;
+  }
+  return ALSA_DEVICE.test(name) ? { kind: 'alsa', device: name } : undefined;
+}
+
+/**
+ * Speech recorded for a lecture sits well between -30 and -12 dBFS RMS with peaks under -1 dBFS:
+ * quieter and the loudness normalisation lifts the room's noise with it; louder and it clips.
+ */
+function verdictOf(level: AudioLevel): { kind: 'silent' | 'quiet' | 'good' | 'loud' | 'clipping'; text: string } {
+  if (level.peakDb >= -0.5) return { kind: 'clipping', text: 'clipping: turn the gain down' };
+  if (level.rmsDb < -60) return { kind: 'silent', text: 'silent: is the microphone on, connected and unmuted?' };
+  if (level.rmsDb < -30) return { kind: 'quiet', text: 'quiet: turn the gain up (aim for RMS between -30 and -12 dBFS while someone speaks)' };
+  if (level.rmsDb > -12) return { kind: 'loud', text: 'loud: turn the gain down a little (aim for RMS between -30 and -12 dBFS)' };
+  return { kind: 'good', text: 'a good level for speech' };
+}
+
+function formatDb(db: number): string {
+  return Number.isFinite(db) ? `${db.toFixed(1)} dBFS` : 'silence';
 }
 
 function describeAlsa(alsa: AlsaListing): string {

@@ -1,0 +1,149 @@
+/**
+ * The seeded plan of a chaos run: the timetable (lecture lengths, back-to-back or with gaps) and
+ * the moments of every fault. Pure: the same seed and options give the same plan on any machine,
+ * so a failing run is reproduced by its seed (event-driven faults — a kill "during packaging" —
+ * fire when the harness sees that phase, so their exact instant still depends on the machine).
+ */
+
+export interface ChaosPlanOptions {
+  seed: number;
+  lectures: number;
+  /** Each lecture lasts between these, in seconds. */
+  lectureSeconds: readonly [number, number];
+  /** A pause between two lectures lasts between these, in seconds (some lectures are back to back). */
+  gapSeconds: readonly [number, number];
+  /** A camera outage lasts between these, in seconds. */
+  outageSeconds: readonly [number, number];
+  /** How many lectures lose their camera once (at most one outage per lecture). */
+  cameraOutages: number;
+  /** kill -9 of the daemon's process group while a lecture records. */
+  killsDuringRecording: number;
+  /** kill -9 while a lecture is being packaged (its transcode job runs). */
+  killsDuringTranscode: number;
+  /** kill -9 while a lecture is being published (its publish job runs). */
+  killsDuringPublish: number;
+  /** A teacher presses Record twice at once in a pause between lectures, and Stop before the next one. */
+  teacherDoublePress: boolean;
+}
+
+export interface PlannedLecture {
+  index: number;
+  title: string;
+  /** From the start of the first lecture, in ms. */
+  startOffsetMs: number;
+  durationMs: number;
+}
+
+export type PlannedEvent =
+  | { kind: 'camera-outage'; lecture: number; atOffsetMs: number; offMs: number }
+  | { kind: 'kill-recording'; lecture: number; atOffsetMs: number }
+  | { kind: 'kill-transcode'; lecture: number; delayMs: number }
+  | { kind: 'kill-publish'; lecture: number; delayMs: number }
+  | { kind: 'teacher-double-press'; title: string; atOffsetMs: number; stopOffsetMs: number };
+
+export interface ChaosPlan {
+  options: ChaosPlanOptions;
+  lectures: PlannedLecture[];
+  events: PlannedEvent[];
+  /** From the start of the first lecture to the end of the last one, in ms. */
+  spanMs: number;
+}
+
+// A teacher's manual recording needs a pause long enough to press Record, record a little and
+// press Stop well before the next slot (a manual recording running at a slot's start makes the
+// timetable skip that slot, by design).
+const TEACHER_GAP_MS = 16_000;
+const TEACHER_START_AFTER_MS = 2_000;
+const TEACHER_STOP_BEFORE_MS = 5_000;
+// Faults keep clear of a lecture's first and last seconds: a camera that is off when a lecture
+// starts is a different case (the start itself fails) from one lost during it.
+const EDGE_MARGIN_MS = 5_000;
+
+/** mulberry32: a small, well-mixed 32-bit PRNG; good enough to pick moments, and reproducible. */
+export class Prng {
+  #state: number;
+
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
+    let t = this.#state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [min, max]. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** `count` distinct items, in random order. */
+  sample<T>(items: readonly T[], count: number): T[] {
+    const pool = [...items];
+    for (let i = pool.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [pool[i], pool[j]] = [pool[j] as T, pool[i] as T];
+    }
+    return pool.slice(0, Math.min(count, pool.length));
+  }
+}
+
+export function planChaos(options: ChaosPlanOptions): ChaosPlan {
+  if (options.lectures < 1) throw new Error('a chaos run needs at least one lecture');
+  const rng = new Prng(options.seed);
+  const sec = (range: readonly [number, number]): number => rng.int(range[0] * 1000, range[1] * 1000);
+
+  // Pauses: at least one pair back to back and one with a pause when there are enough lectures;
+  // the teacher's pause, when asked for, is one of them made long enough.
+  const boundaries = options.lectures - 1;
+  const backToBack = new Set(boundaries >= 2 ? rng.sample([...Array(boundaries).keys()], Math.max(1, Math.floor(boundaries / 3))) : []);
+  const gapIndexes = [...Array(boundaries).keys()].filter((i) => !backToBack.has(i));
+  const teacherGap = options.teacherDoublePress && gapIndexes.length > 0 ? rng.sample(gapIndexes, 1)[0] : undefined;
+
+  const lectures: PlannedLecture[] = [];
+  const gapAfter: number[] = [];
+  let offsetMs = 0;
+  for (let i = 0; i < options.lectures; i++) {
+    const durationMs = sec(options.lectureSeconds);
+    lectures.push({ index: i + 1, title: `Chaos lecture ${i + 1} (seed ${options.seed})`, startOffsetMs: offsetMs, durationMs });
+    const gapMs = i === options.lectures - 1 || backToBack.has(i) ? 0 : i === teacherGap ? Math.max(TEACHER_GAP_MS, sec(options.gapSeconds)) : sec(options.gapSeconds);
+    gapAfter.push(gapMs);
+    offsetMs += durationMs + gapMs;
+  }
+  const last = lectures[lectures.length - 1] as PlannedLecture;
+  const spanMs = last.startOffsetMs + last.durationMs;
+
+  const events: PlannedEvent[] = [];
+  const all = lectures.map((l) => l.index);
+  const outaged = rng.sample(all, options.cameraOutages);
+  for (const index of outaged) {
+    const lecture = lectures[index - 1] as PlannedLecture;
+    const offMs = Math.min(sec(options.outageSeconds), lecture.durationMs - 2 * EDGE_MARGIN_MS);
+    if (offMs <= 0) continue;
+    events.push({ kind: 'camera-outage', lecture: index, atOffsetMs: lecture.startOffsetMs + rng.int(EDGE_MARGIN_MS, lecture.durationMs - EDGE_MARGIN_MS - offMs), offMs });
+  }
+  // Kills during recording prefer lectures whose camera stays on, so each gap has one cause.
+  const calm = all.filter((i) => !outaged.includes(i));
+  const killed = rng.sample(calm.length >= options.killsDuringRecording ? calm : all, options.killsDuringRecording);
+  for (const index of killed) {
+    const lecture = lectures[index - 1] as PlannedLecture;
+    events.push({ kind: 'kill-recording', lecture: index, atOffsetMs: lecture.startOffsetMs + rng.int(EDGE_MARGIN_MS, Math.max(EDGE_MARGIN_MS, lecture.durationMs - EDGE_MARGIN_MS)) });
+  }
+  for (const index of rng.sample(all, options.killsDuringTranscode)) events.push({ kind: 'kill-transcode', lecture: index, delayMs: rng.int(0, 2_000) });
+  for (const index of rng.sample(all, options.killsDuringPublish)) events.push({ kind: 'kill-publish', lecture: index, delayMs: rng.int(0, 1_000) });
+  if (teacherGap !== undefined) {
+    const before = lectures[teacherGap] as PlannedLecture;
+    const gapStart = before.startOffsetMs + before.durationMs;
+    events.push({
+      kind: 'teacher-double-press',
+      title: `Chaos manual recording (seed ${options.seed})`,
+      atOffsetMs: gapStart + TEACHER_START_AFTER_MS,
+      stopOffsetMs: gapStart + (gapAfter[teacherGap] ?? 0) - TEACHER_STOP_BEFORE_MS,
+    });
+  }
+  return { options, lectures, events, spanMs };
+}
