@@ -104,7 +104,7 @@ export class Agent {
       maxAttempts: config.queue.maxAttempts,
       backoff: { baseMs: config.queue.backoffBaseMs, capMs: config.queue.backoffCapMs, jitter: 0.5 },
     });
-    const store = createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot, db });
+    const store = await createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot, db });
     await store.start();
     this.#started.push({ name: 'store', stop: () => store.stop() });
 

@@ -85,25 +85,39 @@ export class OnvifCaptureSource implements CaptureSource {
     this.input = { kind: 'rtsp', url: `rtsp://${new URL(this.#camera.deviceUrl).host}/`, timeoutMs: opts.rtspTimeoutMs };
   }
 
-  readonly resolve = async (signal: AbortSignal): Promise<{ input: CaptureInput; secrets: string[] }> => this.#resolve(signal, true);
+  readonly resolve = async (signal: AbortSignal, opts: { preset?: string } = {}): Promise<{ input: CaptureInput; secrets: string[] }> =>
+    this.#resolve(signal, true, opts.preset ?? this.#config.preset);
+
+  /** After a recording: the privacy preset (lens to the wall or the ceiling), if one is configured. */
+  readonly afterRecording = async (signal: AbortSignal): Promise<void> => {
+    const preset = this.#config.privacyPreset;
+    if (preset === undefined) return;
+    try {
+      await this.#camera.connect(signal);
+      await this.#camera.gotoPreset(preset, undefined, signal);
+      this.#log.info(`turned to the privacy preset "${preset}"`);
+    } catch (err) {
+      this.#log.warn(`cannot turn to the privacy preset "${preset}": ${describeError(err)}`);
+    }
+  };
 
   /** At agent start: ask for the stream (so problems show in the log early) without moving the camera. */
   async check(signal: AbortSignal): Promise<void> {
     try {
-      await this.#resolve(signal, false);
+      await this.#resolve(signal, false, undefined);
     } catch (err) {
       this.#log.warn(`camera not ready at start (${describeError(err)}); it is asked again when a recording starts`);
     }
   }
 
-  async #resolve(signal: AbortSignal, moveToPreset: boolean): Promise<{ input: CaptureInput; secrets: string[] }> {
+  async #resolve(signal: AbortSignal, moveToPreset: boolean, preset: string | undefined): Promise<{ input: CaptureInput; secrets: string[] }> {
     try {
       await this.#camera.connect(signal);
       const { uri, profile } = await this.#camera.streamUri(undefined, signal);
-      if (moveToPreset && this.#config.preset !== undefined) {
+      if (moveToPreset && preset !== undefined) {
         // A camera pointing the wrong way still records the lecture; a failed move is a warning.
-        await this.#camera.gotoPreset(this.#config.preset, profile, signal).catch((err: unknown) => {
-          this.#log.warn(`cannot move to preset "${this.#config.preset}": ${describeError(err)}`);
+        await this.#camera.gotoPreset(preset, profile, signal).catch((err: unknown) => {
+          this.#log.warn(`cannot move to preset "${preset}": ${describeError(err)}`);
         });
       }
       const input: CaptureInput = {

@@ -27,6 +27,7 @@ export function createTimetable(config: Config, controller: RecordingController,
           course: intent.meta.course,
           teacher: intent.meta.teacher,
           plannedEndMs: intent.plannedEndMs,
+          preset: intent.meta.preset,
         });
         recordingOfSlot.set(intent.eventId, recordingId);
         return;

@@ -33,6 +33,12 @@ export interface RecordingMeta {
   teacher?: string | null;
   /** When the recording stops by itself (a timetable slot, the demo); null = until stopped. */
   plannedEndMs?: number | null;
+  /**
+   * The PTZ preset the cameras move to for this lecture (a timetable event's); null = each
+   * source's configured one. Kept in memory only: a lecture continued after a crash uses the
+   * configured preset.
+   */
+  preset?: string | null;
 }
 
 /** The durable recording rows (implemented over SQLite by db/recordings.ts). */
@@ -110,6 +116,8 @@ export interface RecordingControllerOptions {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+// A camera asked to turn after a recording gets this long to answer.
+const AFTER_RECORDING_TIMEOUT_MS = 30_000;
 const MARKER_TITLE_MAX_CHARS = 200;
 // Control characters would end up in lecture.json, chapters.vtt, logs and the kiosk.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
@@ -126,6 +134,8 @@ interface LiveRecording {
   endTimer: NodeJS.Timeout | undefined;
   /** When the current pause began; undefined while recording. */
   pausedSinceMs: number | undefined;
+  /** This lecture's camera preset (RecordingMeta.preset). */
+  preset: string | undefined;
   /** Segments and restarts of the recorders earlier pauses ended, so the status counts the lecture. */
   pastSegments: number;
   pastRestarts: number;
@@ -223,7 +233,7 @@ export class RecordingController {
         startedAtMs,
         plannedEndMs,
       });
-      await this.#begin(id, startedAtMs, plannedEndMs);
+      await this.#begin(id, startedAtMs, plannedEndMs, meta.preset ? { preset: meta.preset } : {});
       return { recordingId: id, created: true };
     });
   }
@@ -242,6 +252,8 @@ export class RecordingController {
       this.#finish(current.id, reason);
       this.#current = undefined;
       this.#state = 'idle';
+      // The recording is safe; turning a camera away (privacy preset) must not hold up the stop.
+      for (const source of this.#o.sources) void source.afterRecording?.(AbortSignal.timeout(AFTER_RECORDING_TIMEOUT_MS));
       return current.id;
     });
   }
@@ -388,7 +400,7 @@ export class RecordingController {
     id: string,
     startedAtMs: number,
     plannedEndMs: number | null,
-    opts: { lostSince?: (source: string) => { atMs: number; reason: string }; pausedSinceMs?: number } = {},
+    opts: { lostSince?: (source: string) => { atMs: number; reason: string }; pausedSinceMs?: number; preset?: string } = {},
   ): Promise<void> {
     this.#state = 'starting';
     const alerts = new AlertBook({ recordingId: id, store: this.#o.store, logger: this.#o.logger, ...(this.#o.onAlert ? { onChange: this.#o.onAlert } : {}) });
@@ -401,6 +413,7 @@ export class RecordingController {
       timers: [],
       endTimer: undefined,
       pausedSinceMs: opts.pausedSinceMs,
+      preset: opts.preset,
       pastSegments: 0,
       pastRestarts: 0,
     };
@@ -426,6 +439,7 @@ export class RecordingController {
           now: this.#now,
           alerts: current.alerts.forSource(source.name),
           ...(lostSince ? { lostSince: lostSince(source.name) } : {}),
+          ...(current.preset !== undefined ? { preset: current.preset } : {}),
         }),
     );
     await Promise.all(current.recorders.map((r) => r.start()));

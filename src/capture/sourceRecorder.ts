@@ -35,7 +35,12 @@ export interface CaptureSource {
    * When present (an ONVIF camera), called before each run; its result replaces `input` and
    * `secrets` for that run. A rejection fails the run, which is retried after the backoff.
    */
-  resolve?: (signal: AbortSignal) => Promise<{ input: CaptureInput; secrets: string[] }>;
+  resolve?: (signal: AbortSignal, opts?: { preset?: string }) => Promise<{ input: CaptureInput; secrets: string[] }>;
+  /**
+   * When present, called once a recording of this source has stopped (an ONVIF camera turns to
+   * its privacy preset). Failures are the source's to log; they never fail the stop.
+   */
+  afterRecording?: (signal: AbortSignal) => Promise<void>;
 }
 
 export interface CaptureSettings {
@@ -98,6 +103,8 @@ export interface SourceRecorderOptions {
   lostSince?: { atMs: number; reason: string };
   /** Told about every lost source. */
   onSourceLost?: (info: { source: string; run: number; reason: string; restartInMs: number }) => void;
+  /** The camera preset of this lecture (from the timetable); default the source's own. */
+  preset?: string;
   onSegment?: (info: { source: string; run: number; seq: number; durationSeconds: number }) => void;
 }
 
@@ -330,7 +337,7 @@ export class SourceRecorder {
   async #runOnce(run: number, firstSpawn: () => void): Promise<FfmpegExit> {
     const { recordingId, source, settings, sink, dirs } = this.#o;
     // Before anything of the run exists: a camera that cannot be asked fails the run cleanly.
-    const { input, secrets } = source.resolve ? await source.resolve(this.#abort.signal) : source;
+    const { input, secrets } = source.resolve ? await source.resolve(this.#abort.signal, this.#o.preset !== undefined ? { preset: this.#o.preset } : {}) : source;
     const runDir = dirs.sourceRunDir(recordingId, source.name, run);
     await mkdir(runDir, { recursive: true, mode: 0o750 });
     sink.startRun(recordingId, source.name, run, this.#now());

@@ -95,6 +95,7 @@ const onvifSource = z
     passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }).optional().describe('environment variable holding the camera password'),
     profile: z.string().min(1).optional().describe('media profile to record: its name or token, or a size such as 1280x720 (default: the first H.264 profile)'),
     preset: z.string().min(1).optional().describe('PTZ preset (name or token) the camera moves to when a recording starts'),
+    privacyPreset: z.string().min(1).optional().describe('PTZ preset the camera turns to after a recording (e.g. facing the ceiling); leave out to stay'),
     timeoutMs: int(500, 60000).default(5000).describe('how long to wait for each answer from the camera, in ms'),
   })
   .refine((s) => !(s.passwordFile !== undefined && s.passwordEnv !== undefined), {

@@ -112,6 +112,8 @@ export class BandwidthPolicy implements BodyThrottle {
   #tickTimer: NodeJS.Timeout | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
   #probeAbort: AbortController | undefined;
+  #probeDueMs = Number.POSITIVE_INFINITY;
+  #probing = false;
   #lastBusyMs = Number.NEGATIVE_INFINITY;
   #stopped = false;
   #started = false;
@@ -154,6 +156,7 @@ export class BandwidthPolicy implements BodyThrottle {
 
   async begin(request: { key: string; sizeBytes: number }): Promise<ThrottledRequest> {
     this.#lastBusyMs = this.#mono();
+    this.#probeSoon();
     const linkWaitUntil = this.#mono() + (this.#o.linkWaitMs ?? 60_000);
     for (;;) {
       if (this.#stopped) throw new LecternError('INTERNAL', 'the bandwidth policy stopped');
@@ -167,15 +170,21 @@ export class BandwidthPolicy implements BodyThrottle {
     this.#active.add(active);
     return {
       signal: controller.signal,
-      body: (source: Readable) =>
-        throttleBody(source, this.#bucket, {
+      body: (source: Readable) => {
+        const paced = throttleBody(source, this.#bucket, {
           signal: controller.signal,
           onBytes: (n) => {
             active.sentBytes += n;
             active.lastProgressMs = this.#mono();
             this.#meter.add(n);
           },
-        }),
+        });
+        // The HTTP client pipes the body and ignores its errors: a body that fails (the file
+        // unreadable, a withdrawal, stop()) must abort the request, or it would hang until the
+        // idle timeout — and an 'error' with no listener would take the process down.
+        paced.on('error', (err) => controller.abort(err));
+        return paced;
+      },
       end: () => {
         this.#active.delete(active);
         this.#lastBusyMs = this.#mono();
@@ -261,21 +270,33 @@ export class BandwidthPolicy implements BodyThrottle {
 
   #scheduleProbe(delayMs: number): void {
     if (this.#stopped) return;
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
+    this.#probeDueMs = this.#mono() + delayMs;
     this.#probeTimer = setTimeout(() => void this.#probeOnce(), delayMs);
     this.#probeTimer.unref();
+  }
+
+  /** Uploads start: from the idle probing pace to the busy one at once. */
+  #probeSoon(): void {
+    if (!this.#o.probe || !this.#started || this.#probing) return;
+    if (this.#probeDueMs - this.#mono() > this.#o.settings.yield.intervalMs) this.#scheduleProbe(0);
   }
 
   async #probeOnce(): Promise<void> {
     const probe = this.#o.probe;
     if (!probe || this.#stopped) return;
     this.#probeAbort = new AbortController();
+    this.#probing = true;
     try {
       const rttMs = await probe(this.#probeAbort.signal);
       this.#everReached = true;
       this.#probeFailures = 0;
       if (this.#linkDown) this.#linkBack();
       if (this.#yield) {
+        const before = this.#yield.capBytesPerSecond;
         this.#yield.onSample(rttMs, this.#mono(), this.#meter.rate(2_000), this.#window.capBytesPerSecond);
+        const after = this.#yield.capBytesPerSecond;
+        if (after !== before) this.#log.debug(`yield: round trip ${Math.round(rttMs)} ms (base ${Math.round(this.#yield.baseRttMs ?? rttMs)} ms); rate ${after === UNCAPPED ? 'no longer limited' : `now ${Math.round((after * 8) / 1000)} kbit/s`}`);
         this.#apply();
       }
     } catch (err) {
@@ -288,6 +309,7 @@ export class BandwidthPolicy implements BodyThrottle {
         this.#log.warn(`the storage does not answer (${describeError(err)}); uploads wait for it`);
       }
     }
+    this.#probing = false;
     const busy = this.#active.size > 0 || this.#mono() - this.#lastBusyMs < 10_000 || this.#linkDown;
     this.#scheduleProbe(busy ? this.#o.settings.yield.intervalMs : IDLE_PROBE_MS);
   }

@@ -4,7 +4,8 @@ import { UNCAPPED } from './tokenBucket.js';
 /**
  * Yield: delay-based back-off in the spirit of LEDBAT (RFC 6817). The round-trip time to the
  * store is sampled every second or so; its minimum over the last minutes is the base (the
- * link's own delay, queues empty). When a sample rises well above the base, a queue is
+ * link's own delay, queues empty). When a sample rises well above the base (+100 ms, or twice
+ * the base on a short path, whichever comes first), a queue is
  * building on the way — someone in the classroom is using the link, or we fill it ourselves —
  * and the upload rate is halved; once the delay is back near the base it grows again by a
  * small step per sample (AIMD). A foreground transfer thus keeps nearly the whole link, and an
@@ -15,8 +16,13 @@ import { UNCAPPED } from './tokenBucket.js';
  */
 
 export interface YieldSettings {
-  /** A sample this far above the base counts as a queue building up (LEDBAT's target is 100 ms). */
+  /**
+   * A sample this far above the base counts as a queue building up (LEDBAT's target is 100 ms);
+   * on a short path a doubling of the round trip counts sooner, but never less than
+   * `minThresholdMs` above the base (jitter of a few ms is no queue).
+   */
   thresholdMs: number;
+  minThresholdMs: number;
   /** The yield never goes below this rate (bytes/s): the upload always creeps on. */
   minBytesPerSecond: number;
   /** Multiplicative decrease per congested sample. */
@@ -25,7 +31,7 @@ export interface YieldSettings {
   baseWindowMs: number;
 }
 
-export const DEFAULT_YIELD: YieldSettings = { thresholdMs: 100, minBytesPerSecond: 8_000, decreaseFactor: 0.5, baseWindowMs: 10 * 60_000 };
+export const DEFAULT_YIELD: YieldSettings = { thresholdMs: 100, minThresholdMs: 25, minBytesPerSecond: 8_000, decreaseFactor: 0.5, baseWindowMs: 10 * 60_000 };
 
 /** One minute per bucket of base history, as in LEDBAT: a minimum that forgets slowly. */
 const BASE_BUCKET_MS = 60_000;
@@ -73,14 +79,15 @@ export class DelayYield {
     const base = this.baseRttMs ?? rttMs;
     const queueingMs = rttMs - base;
     const floor = this.#s.minBytesPerSecond;
-    if (queueingMs > this.#s.thresholdMs) {
+    const thresholdMs = Math.max(this.#s.minThresholdMs, Math.min(this.#s.thresholdMs, base));
+    if (queueingMs > thresholdMs) {
       const from = this.#cap !== UNCAPPED ? Math.min(this.#cap, Math.max(sendingBytesPerSecond, floor)) : sendingBytesPerSecond > 0 ? sendingBytesPerSecond : ceilingBytesPerSecond;
       // Nothing measured and no ceiling: nothing to halve yet; start from the floor's side.
       if (!Number.isFinite(from)) return;
       this.#cap = Math.max(floor, from * this.#s.decreaseFactor);
       return;
     }
-    if (this.#cap === UNCAPPED || queueingMs > this.#s.thresholdMs / 2) return;
+    if (this.#cap === UNCAPPED || queueingMs > thresholdMs / 2) return;
     // A step of a twentieth of the best rate seen: back to full speed in about twenty samples.
     this.#cap += Math.max(floor, this.#peakRate / 20);
     const enough = Number.isFinite(ceilingBytesPerSecond) ? ceilingBytesPerSecond : 2 * this.#peakRate;

@@ -92,10 +92,29 @@ export class Prng {
   }
 }
 
+/** The short version (CI, a few minutes) and the long one (1–2 minute lectures, as issue 7 asks). */
+export function chaosOptions(seed: number, lectures: number, short: boolean): ChaosPlanOptions {
+  return short
+    ? { seed, lectures, lectureSeconds: [20, 30], gapSeconds: [5, 8], outageSeconds: [5, 10], cameraOutages: Math.ceil(lectures / 2), killsDuringRecording: 1, killsDuringTranscode: 1, killsDuringPublish: 1, teacherDoublePress: true }
+    : {
+        seed,
+        lectures,
+        lectureSeconds: [60, 120],
+        gapSeconds: [10, 40],
+        outageSeconds: [10, 30],
+        cameraOutages: Math.ceil(lectures / 2),
+        killsDuringRecording: Math.max(1, Math.floor(lectures / 4)),
+        killsDuringTranscode: Math.max(1, Math.floor(lectures / 4)),
+        killsDuringPublish: Math.max(1, Math.floor(lectures / 4)),
+        teacherDoublePress: true,
+      };
+}
+
 export function planChaos(options: ChaosPlanOptions): ChaosPlan {
   if (options.lectures < 1) throw new Error('a chaos run needs at least one lecture');
   const rng = new Prng(options.seed);
-  const sec = (range: readonly [number, number]): number => rng.int(range[0] * 1000, range[1] * 1000);
+  // Whole seconds: the timetable is written in wall time to the second.
+  const sec = (range: readonly [number, number]): number => rng.int(range[0], range[1]) * 1000;
 
   // Pauses: at least one pair back to back and one with a pause when there are enough lectures;
   // the teacher's pause, when asked for, is one of them made long enough.

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log/logger.js';
+import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
 import { S3Store } from '../../src/storage/s3Store.js';
 import { BandwidthPolicy, type UploadSettings } from '../../src/upload/bandwidthPolicy.js';
 import { tcpConnectProbe } from '../../src/upload/yield.js';
@@ -22,8 +22,8 @@ import { createShapedLink, shapedLinkUnsupportedReason, type ShapedLink } from '
  * through the policy's token bucket, and the rate is measured where the bytes arrive — in our
  * counting relay in front of the gateway — not where the uploader says it sent them.
  *
- * On a shaped link (a network namespace of the test's own, tc tbf at 4 Mbit/s both ways, the
- * gateway reached through it): the cap holds, a link cut mid-upload is recovered from within
+ * On a shaped link (network namespaces of the test's own: a router shaping to 4 Mbit/s both
+ * ways with tc tbf, the gateway reached through it from a server namespace behind the router): the cap holds, a link cut mid-upload is recovered from within
  * seconds of the link's return, and a foreground transfer on the same link keeps most of it
  * while the upload yields (compared with the share it gets against an upload that does not).
  *
@@ -181,11 +181,16 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
       // Cut the link from inside the namespace, mid-upload.
       const before = rgwSide.bytesIn();
       await link.cut();
-      const cutAt = Date.now();
-      await waitFor(() => (Date.now() - cutAt >= OUTAGE_MS ? true : undefined), { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250, what: 'the outage' });
+      let linkDownSeen: boolean;
+      try {
+        const cutAt = Date.now();
+        await waitFor(() => (Date.now() - cutAt >= OUTAGE_MS ? true : undefined), { timeoutMs: OUTAGE_MS + 5_000, intervalMs: 250, what: 'the outage' });
+        linkDownSeen = policy.status().linkDown;
+      } finally {
+        await link.restore();
+      }
       const stalledBytes = rgwSide.bytesIn() - before;
-      expect(policy.status().linkDown).toBe(true);
-      await link.restore();
+      expect(linkDownSeen).toBe(true);
       const backAt = Date.now();
       const atReturn = rgwSide.bytesIn();
       // The upload moves again: bytes of it arrive at the gateway's side of the link.
@@ -210,9 +215,10 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
     const FOREGROUND_MS = 14_000;
     const MEASURE_FG_MS = 8_000;
     const bucket = await createTestBucket(admin, yieldEnabled ? 'bwyield' : 'bwgreedy');
+    const log = createMemoryLogger('debug');
     const policy = new BandwidthPolicy({
       settings: settings({ rateCapKbps: 0, yield: { enabled: yieldEnabled, thresholdMs: 100, minRateKbps: 64, intervalMs: 500 } }),
-      logger: silentLogger,
+      logger: log.logger,
       probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000),
     });
     await policy.start();
@@ -242,6 +248,7 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
       console.warn(
         `${yieldEnabled ? 'yielding' : 'greedy'} upload vs a foreground transfer: foreground ${((fgRate * 8) / 1e6).toFixed(2)} Mbit/s (${Math.round((fgRate / LINK_BYTES_PER_SECOND) * 100)}% of the link), ours ${((bgRate * 8) / 1e6).toFixed(2)} Mbit/s; status ${JSON.stringify(policy.status())}`,
       );
+      if (process.env.LECTERN_DEBUG_YIELD === '1') console.warn(log.lines.join('\n'));
       return fgRate / LINK_BYTES_PER_SECOND;
     } finally {
       fg.destroy();

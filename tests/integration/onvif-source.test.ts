@@ -144,6 +144,44 @@ describe('an onvif source', () => {
     expect(lines.some((l) => l.includes(`rtsp://admin:***@127.0.0.1:${closedPort}/sub`))).toBe(true);
   });
 
+  it("moves to a lecture's own preset instead of the configured one, and to the privacy preset after the recording", async () => {
+    const cfg = config(sim.address, { privacyPreset: 'Home' });
+    const sources = buildCaptureSources(cfg, { CAM_PW: PASSWORD }, logger);
+    const db = openDatabase(path.join(tmp.dir, 'preset.db'), { logger });
+    const controller = new RecordingController({
+      sources,
+      settings: {
+        segmentSeconds: 2,
+        format: 'mpegts',
+        stallTimeoutMs: 10_000,
+        stopQuitGraceMs: 2_000,
+        stopInterruptGraceMs: 2_000,
+        restartBackoff: { baseMs: 100, capMs: 200, jitter: 0 },
+        stableRunMs: 60_000,
+      },
+      store: new RecordingRepo(db),
+      dirs: { dataDir: tmp.dir, sourceRunDir: (id, name, run) => path.join(tmp.dir, 'recordings', id, name, `run-${run}`) },
+      disk: { check: async () => undefined },
+      logger,
+      onFinished: () => undefined,
+    });
+    try {
+      await controller.start();
+      sim.currentPreset = undefined;
+      // The timetable's event names preset "Home" (token 1); the source's own is token 2.
+      await controller.startRecording({ title: 'preset', preset: 'Home' });
+      await waitFor(() => (sim.currentPreset === '1' ? true : undefined), { timeoutMs: 10_000, what: "the lecture's preset" });
+      expect(sim.calls.filter((c) => c.operation === 'GotoPreset').length).toBeGreaterThanOrEqual(1);
+      sim.currentPreset = '2';
+      await controller.stopRecording();
+      await waitFor(() => (sim.currentPreset === '1' ? true : undefined), { timeoutMs: 10_000, what: 'the privacy preset after the stop' });
+      expect(lines.some((l) => l.includes('turned to the privacy preset "Home"'))).toBe(true);
+    } finally {
+      await controller.stop();
+      closeDatabase(db);
+    }
+  });
+
   it('is a configuration error when its password cannot be read', () => {
     expect(() => buildCaptureSources(config(sim.address), {}, logger)).toThrow(LecternError);
     expect(() => configSchema.parse({ sources: [{ kind: 'onvif', name: 'x', address: 'http://admin:pw@192.0.2.1/' }] })).toThrow(/without a user name or password/);

@@ -1,13 +1,19 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 
 /**
- * A slow link of our own: a network namespace joined to the host by a veth pair, shaped with
- * tc's token bucket filter in both directions (TESTING.md, "Slow links and outages"). Servers
- * run inside it with `spawn`; the link is cut and restored from inside the namespace only.
+ * A slow link of our own, built like a classroom's uplink: the host (the classroom PC) — a
+ * router namespace (the modem) — a server namespace (the storage). The router shapes both of
+ * its outgoing sides with tc's token bucket filter (TESTING.md, "Slow links and outages"), so
+ * the queue builds in the router, as it does in a real modem: shaping the sending host's own
+ * device instead would let the kernel's TCP small-queues keep each socket's share of that queue
+ * tiny, and no round trip would ever show the queue that yield must notice.
  *
- * Safety, in this order: an `unreachable` route for the subnet goes in before anything else and
- * comes out last, so no packet for the namespace's addresses can ever leave by the machine's
- * default route — whatever state the veth is in. The host's end is never set down.
+ * Servers run inside the server namespace with `spawn`; the link is cut and restored from inside
+ * it (its own end goes down), never on the host.
+ *
+ * Safety, in this order: an `unreachable` route for the whole /29 goes in before anything else
+ * and comes out last, so no packet for these addresses can ever leave by the machine's default
+ * route — whatever state the veths are in.
  *
  * Needs root and iproute2 (ip, tc). This kernel has no netem: rate and queue only.
  */
@@ -19,7 +25,7 @@ export interface ShapedLink {
   hostAddress: string;
   /** Starts a process inside the namespace. */
   spawn(command: string, args: string[]): ChildProcess;
-  /** Takes the namespace's end down (from inside): packets stop, connects fail. */
+  /** Takes the server namespace's end down (from inside it): packets stop, connects fail. */
   cut(): Promise<void>;
   restore(): Promise<void>;
   close(): Promise<void>;
@@ -40,68 +46,93 @@ export function shapedLinkUnsupportedReason(): string | undefined {
   return undefined;
 }
 
+/** `subnet` is the first three octets of a /29 used as two /30s: host–router and router–server. */
 export async function createShapedLink(opts: { name: string; subnet: string; rateKbit: number; latencyMs: number }): Promise<ShapedLink> {
-  const { name } = opts;
-  const net = `${opts.subnet}.0/30`;
-  const host = `${opts.subnet}.1`;
-  const ns = `${opts.subnet}.2`;
+  const { name, subnet } = opts;
+  const all = `${subnet}.0/29`;
+  const far = `${subnet}.4/30`;
+  const host = `${subnet}.1`;
+  const routerNear = `${subnet}.2`;
+  const routerFar = `${subnet}.5`;
+  const server = `${subnet}.6`;
+  const router = `${name}r`;
+  const srv = `${name}s`;
   const hostIf = `${name}-h`;
-  const nsIf = `${name}-n`;
-  const inNs = (args: string[]): Promise<string> => run(['ip', 'netns', 'exec', name, ...args]);
+  const rNearIf = `${name}-rh`;
+  const rFarIf = `${name}-rs`;
+  const sIf = `${name}-s`;
+  const inR = (args: string[]): Promise<string> => run(['ip', 'netns', 'exec', router, ...args]);
+  const inS = (args: string[]): Promise<string> => run(['ip', 'netns', 'exec', srv, ...args]);
   const children = new Set<ChildProcess>();
-  const steps = { route: false, netns: false, veth: false };
+  let routeAdded = false;
 
+  const teardown = async (): Promise<void> => {
+    await run(['ip', 'link', 'del', hostIf]).catch(() => undefined);
+    await run(['ip', 'netns', 'del', srv]).catch(() => undefined);
+    await run(['ip', 'netns', 'del', router]).catch(() => undefined);
+  };
   const close = async (): Promise<void> => {
     for (const child of children) {
       child.kill('SIGKILL');
       await new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
     }
-    if (steps.veth) await run(['ip', 'link', 'del', hostIf]).catch(() => undefined);
-    if (steps.netns) await run(['ip', 'netns', 'del', name]).catch(() => undefined);
-    // Last: until now it kept every packet for the subnet on this machine.
-    if (steps.route) await run(['ip', 'route', 'del', 'unreachable', net, 'metric', '4000']).catch(() => undefined);
+    await teardown();
+    // Last: until now it kept every packet for these addresses on this machine.
+    if (routeAdded) await run(['ip', 'route', 'del', 'unreachable', all, 'metric', '4000']).catch(() => undefined);
   };
 
   try {
-    // Leftovers of a run that was killed: remove them the same safe way (route last).
-    await run(['ip', 'link', 'del', hostIf]).catch(() => undefined);
-    await run(['ip', 'netns', 'del', name]).catch(() => undefined);
-    await run(['ip', 'route', 'del', 'unreachable', net, 'metric', '4000']).catch(() => undefined);
-
-    await run(['ip', 'route', 'add', 'unreachable', net, 'metric', '4000']);
-    steps.route = true;
-    await run(['ip', 'netns', 'add', name]);
-    steps.netns = true;
-    await run(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
-    steps.veth = true;
-    await run(['ip', 'link', 'set', nsIf, 'netns', name]);
+    await run(['ip', 'route', 'add', 'unreachable', all, 'metric', '4000']).catch(async (err: unknown) => {
+      // Left by a run that was killed: keep it (it is what makes the rest safe) and reuse it.
+      if (!(await run(['ip', 'route', 'show', 'table', 'main'])).includes(`unreachable ${all}`)) throw err;
+    });
+    routeAdded = true;
+    // Leftovers of a run that was killed.
+    await teardown();
+    await run(['ip', 'netns', 'add', router]);
+    await run(['ip', 'netns', 'add', srv]);
+    await run(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', rNearIf]);
+    await run(['ip', 'link', 'set', rNearIf, 'netns', router]);
+    await run(['ip', 'link', 'add', rFarIf, 'type', 'veth', 'peer', 'name', sIf]);
+    await run(['ip', 'link', 'set', rFarIf, 'netns', router]);
+    await run(['ip', 'link', 'set', sIf, 'netns', srv]);
     await run(['ip', 'addr', 'add', `${host}/30`, 'dev', hostIf]);
     await run(['ip', 'link', 'set', hostIf, 'up']);
-    await inNs(['ip', 'addr', 'add', `${ns}/30`, 'dev', nsIf]);
-    await inNs(['ip', 'link', 'set', nsIf, 'up']);
-    await inNs(['ip', 'link', 'set', 'lo', 'up']);
+    await run(['ip', 'route', 'add', far, 'via', routerNear]);
+    await inR(['ip', 'addr', 'add', `${routerNear}/30`, 'dev', rNearIf]);
+    await inR(['ip', 'addr', 'add', `${routerFar}/30`, 'dev', rFarIf]);
+    await inR(['ip', 'link', 'set', rNearIf, 'up']);
+    await inR(['ip', 'link', 'set', rFarIf, 'up']);
+    await inR(['ip', 'link', 'set', 'lo', 'up']);
+    await inR(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await inS(['ip', 'addr', 'add', `${server}/30`, 'dev', sIf]);
+    await inS(['ip', 'link', 'set', sIf, 'up']);
+    await inS(['ip', 'link', 'set', 'lo', 'up']);
+    await inS(['ip', 'route', 'add', 'default', 'via', routerFar]);
     const tbf = ['root', 'tbf', 'rate', `${opts.rateKbit}kbit`, 'burst', '32kbit', 'latency', `${opts.latencyMs}ms`];
-    await run(['tc', 'qdisc', 'add', 'dev', hostIf, ...tbf]);
-    await inNs(['tc', 'qdisc', 'add', 'dev', nsIf, ...tbf]);
+    await inR(['tc', 'qdisc', 'add', 'dev', rFarIf, ...tbf]);
+    await inR(['tc', 'qdisc', 'add', 'dev', rNearIf, ...tbf]);
   } catch (err) {
     await close();
     throw err;
   }
 
   return {
-    nsAddress: ns,
+    nsAddress: server,
     hostAddress: host,
     spawn(command, args) {
-      const child = spawn('ip', ['netns', 'exec', name, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('ip', ['netns', 'exec', srv, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(child);
       child.once('exit', () => children.delete(child));
       return child;
     },
     cut: async () => {
-      await inNs(['ip', 'link', 'set', nsIf, 'down']);
+      await inS(['ip', 'link', 'set', sIf, 'down']);
     },
     restore: async () => {
-      await inNs(['ip', 'link', 'set', nsIf, 'up']);
+      await inS(['ip', 'link', 'set', sIf, 'up']);
+      // The default route went with the link; it comes back only when added again.
+      await inS(['ip', 'route', 'replace', 'default', 'via', routerFar]);
     },
     close,
   };

@@ -91,31 +91,31 @@ describe('the store the agent builds', () => {
     chmodSync(path.join(tmp.dir, name), mode);
   };
 
-  it('builds a FileStore for file storage', () => {
+  it('builds a FileStore for file storage', async () => {
     const config = configWith('  root: store\n');
-    const store = createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
+    const store = await createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
     expect(store).toBeInstanceOf(FileStore);
     expect(store.description).toBe(`file:${path.join(tmp.dir, 'store')}`);
     expect(describeStoreLocation(config, 'lectures/x/')).toBe(path.join(tmp.dir, 'store', 'lectures/x/'));
   });
 
-  it('reads S3 credentials from 0600 files named relative to the configuration, never showing them', () => {
+  it('reads S3 credentials from 0600 files named relative to the configuration, never showing them', async () => {
     secret('key-id', 'AKIDEXAMPLE0001');
     secret('secret', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
     const config = configWith('  kind: s3\n  endpoint: http://127.0.0.1:7480\n  bucket: lectures\n  accessKeyIdFile: ./key-id\n  secretAccessKeyFile: ./secret\n  prefix: campus\n');
     expect(config.storage).toMatchObject({ accessKeyIdFile: path.join(tmp.dir, 'key-id'), secretAccessKeyFile: path.join(tmp.dir, 'secret') });
-    const store = createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
+    const store = await createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
     expect(store).toBeInstanceOf(S3Store);
     expect(store.description).toBe('s3:http://127.0.0.1:7480/lectures');
     expect(describeStoreLocation(config, 'campus/lectures/x/')).toBe('s3://lectures/campus/lectures/x/');
   });
 
-  it('falls back to AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and names what is missing', () => {
+  it('falls back to AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and names what is missing', async () => {
     const config = configWith('  kind: s3\n  bucket: lectures\n');
-    const store = createStore(config, { logger: silentLogger, env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE0001', AWS_SECRET_ACCESS_KEY: 'secret-value' }, defaultRoot: '/unused' });
+    const store = await createStore(config, { logger: silentLogger, env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE0001', AWS_SECRET_ACCESS_KEY: 'secret-value' }, defaultRoot: '/unused' });
     expect(store.description).toBe('s3:aws:us-east-1/lectures');
     try {
-      createStore(config, { logger: silentLogger, env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE0001' }, defaultRoot: '/unused' });
+      await createStore(config, { logger: silentLogger, env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE0001' }, defaultRoot: '/unused' });
       expect.unreachable('a missing secret must fail');
     } catch (err) {
       expect(isLecternError(err, 'SECRET_UNREADABLE')).toBe(true);
@@ -123,12 +123,12 @@ describe('the store the agent builds', () => {
     }
   });
 
-  it('refuses a secret file other users can read', () => {
+  it('refuses a secret file other users can read', async () => {
     secret('key-id', 'AKIDEXAMPLE0001');
     secret('secret', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 0o644);
     const config = configWith('  kind: s3\n  bucket: lectures\n  accessKeyIdFile: ./key-id\n  secretAccessKeyFile: ./secret\n');
     try {
-      createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
+      await createStore(config, { logger: silentLogger, env: {}, defaultRoot: '/unused' });
       expect.unreachable('an insecure secret file must fail');
     } catch (err) {
       expect(isLecternError(err, 'SECRET_INSECURE')).toBe(true);

@@ -252,7 +252,7 @@ async function checkStorage(config: Config, env: NodeJS.ProcessEnv, timeoutMs: n
   const { logger } = createMemoryLogger('warn');
   // Loaded here, not at the top: the S3 client is heavy and most commands never need it.
   const { createStore } = await import('../../agent/store.js');
-  const store = createStore(config, { logger, env, defaultRoot: path.join(config.agent.dataDir, 'store') });
+  const store = await createStore(config, { logger, env, defaultRoot: path.join(config.agent.dataDir, 'store') });
   try {
     const probeKey = [storage.prefix, 'agents', config.agent.id, 'doctor-probe.txt'].filter(Boolean).join('/');
     await withTimeout(

@@ -138,7 +138,7 @@ export function registerPlatformCommands(program: Command, io: CliIo, loadConfig
     const logger = createLogger({ level: 'warn' });
     // Loaded here, not at the top: the S3 client is heavy and most commands never need it.
     const { createStore } = await import('../../agent/store.js');
-    const store = createStore(config, { logger, env: process.env, defaultRoot: new LocalLayout(config.agent.dataDir).storeDefaultRoot });
+    const store = await createStore(config, { logger, env: process.env, defaultRoot: new LocalLayout(config.agent.dataDir).storeDefaultRoot });
     await store.start();
     return { store, prefix: config.storage.prefix };
   };

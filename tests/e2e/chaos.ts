@@ -1,0 +1,576 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { closeDatabase, integrityCheck, openDatabase, type Db } from '../../src/db/index.js';
+import { decodeCheck } from '../../src/ffmpeg/ffprobe.js';
+import { findFfmpegProcesses } from '../../src/ffmpeg/orphans.js';
+import { silentLogger } from '../../src/log/logger.js';
+import type { LectureManifest, ManifestGap, ReadyPointer } from '../../src/transcode/manifest.js';
+import { sleep, waitFor } from '../../src/util/sleep.js';
+import { adminClient, createTestBucket, openMultipartUploads } from '../helpers/s3.js';
+import { makeTmpDir } from '../helpers/tmp.js';
+import { makeTestJpeg, OnvifSimulator } from '../peers/onvifSimulator.js';
+import { startRgw, type RgwPeer } from '../peers/rgw.js';
+import { startRtspCamera, type RtspCamera } from '../peers/rtspCamera.js';
+import type { ChaosPlan, PlannedEvent } from './chaosPlan.js';
+import { DaemonSupervisor } from './daemonSupervisor.js';
+import { REPO_ROOT, runLectern } from './lectern.js';
+
+/**
+ * A day in a bad classroom, compressed: the real `lectern daemon` follows a timetable, records
+ * from the RTSP test camera behind the ONVIF simulator and publishes to a real S3 server (Ceph
+ * RGW), while the seeded plan (chaosPlan.ts) reboots the camera, kill -9s the daemon's process
+ * group while it records, packages and publishes (restarted like systemd's Restart=always), and
+ * has a teacher press Record twice. Then the platform's view is checked: every lecture in the
+ * store exactly once, verified, decodable, with its gaps where the faults were and no longer.
+ *
+ * Not here yet (issue 7's long version): a shaped/broken network link, a camera with the wrong
+ * clock, the disk filling up, retention, a manual recording overlapping a slot.
+ *
+ * The bounds, in one place:
+ * - a camera outage of D s may cost at most D + 5 s (GAP_SLACK_MS): ffmpeg sees the closed
+ *   session at once and the controller retries at least every 2 s;
+ * - a kill may cost at most the time from the kill until the restarted daemon's API answers
+ *   (which includes systemd's 2 s restart delay) + 5 s;
+ * - a lecture starts at most START_LATE_MS after its slot (plus a kill's outage when one falls on
+ *   the start), and ends within END_SLACK_MS of its slot's end.
+ */
+
+export interface ChaosRunOptions {
+  plan: ChaosPlan;
+  /** Time from writing the timetable to the first lecture: the daemon's start must fit in it. */
+  leadMs?: number;
+  /** After the last lecture, how long packaging and publishing may take. */
+  drainTimeoutMs?: number;
+  /** Progress lines (the CLI prints them; the test keeps them quiet). */
+  log?: (line: string) => void;
+  /** Keep the work folder (logs, data, pulled lectures) even when everything passed. */
+  keepWorkDir?: boolean;
+}
+
+export interface EventRecord {
+  event: PlannedEvent;
+  /** What happened, in words, for the table. */
+  note: string;
+  /** The fault took place (an event-driven kill can miss its phase when it is over too soon). */
+  hit: boolean;
+  /** Wall-clock window the fault covered (camera off, or kill until the API answered again). */
+  fromMs?: number;
+  toMs?: number;
+}
+
+export interface LectureResult {
+  label: string;
+  title: string;
+  slotStartMs: number;
+  slotEndMs: number;
+  lectureIds: string[];
+  recordedSeconds?: number;
+  startLateSeconds?: number;
+  endDeltaSeconds?: number;
+  gaps: ManifestGap[];
+  problems: string[];
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ChaosReport {
+  seed: number;
+  ok: boolean;
+  workDir: string;
+  wallMs: number;
+  lectures: LectureResult[];
+  events: EventRecord[];
+  checks: CheckResult[];
+  daemonRuns: Array<{ n: number; pid: number; exit: string; rssFirstMiB?: number; rssMaxMiB?: number; rssLastMiB?: number }>;
+}
+
+const GAP_SLACK_MS = 5_000;
+const START_LATE_MS = 5_000;
+const END_SLACK_MS = 5_000;
+// A gap's wall-clock position is rebuilt from media time, so it is only known to a few seconds.
+const GAP_MATCH_SLACK_MS = 10_000;
+const RESTART_DELAY_MS = 2_000;
+const CAMERA_PASSWORD = 'chaos-Cam-pw-1';
+const schemaValidator = (() => {
+  const ajv = new Ajv2020({ allErrors: true });
+  addFormats.default(ajv);
+  return ajv.compile(JSON.parse(readFileSync(path.join(REPO_ROOT, 'schemas/lecture.schema.json'), 'utf8')) as object);
+})();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** "2026-11-30 16:10:05" in UTC, as the YAML timetable takes it. */
+function wallUtc(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+function timetableYaml(plan: ChaosPlan, t0Ms: number): string {
+  return plan.lectures
+    .map((l) =>
+      [
+        '- course: CHAOS',
+        `  title: "${l.title}"`,
+        `  start: ${wallUtc(t0Ms + l.startOffsetMs)}`,
+        `  end: ${wallUtc(t0Ms + l.startOffsetMs + l.durationMs)}`,
+        '  timeZone: UTC',
+      ].join('\n'),
+    )
+    .join('\n')
+    .concat('\n');
+}
+
+function configYaml(o: { rgw: RgwPeer; bucket: string; cameraAddress: string; apiPort: number; timetable: string }): string {
+  return [
+    'agent:',
+    '  id: chaos-pc',
+    '  site: chaos-site',
+    '  room: chaos-room',
+    '  dataDir: data',
+    'sources:',
+    `  - { kind: onvif, name: presenter, address: "${o.cameraAddress}", username: admin, passwordEnv: CHAOS_CAMERA_PASSWORD, profile: mainStream, timeoutMs: 3000 }`,
+    'capture:',
+    '  segmentSeconds: 2',
+    '  minFreeDiskBytes: 0',
+    '  stopFreeDiskBytes: 0',
+    'transcode:',
+    '  renditions:',
+    '    - { name: 240p, height: 240, videoBitrateKbps: 300 }',
+    '    - { name: 144p, height: 144, videoBitrateKbps: 120 }',
+    'storage:',
+    '  kind: s3',
+    `  endpoint: ${o.rgw.endpoint}`,
+    `  bucket: ${o.bucket}`,
+    '  prefix: campus',
+    '  accessKeyIdEnv: CHAOS_S3_KEY_ID',
+    '  secretAccessKeyEnv: CHAOS_S3_SECRET',
+    'queue:',
+    '  backoffBaseMs: 500',
+    '  backoffCapMs: 5000',
+    // A capped uplink (3 Mbit/s) keeps publishing long enough for a kill to land in it, as a
+    // classroom's shared link would; the shaped network namespace replaces it in the long run.
+    'upload:',
+    '  rateCapKbps: 3000',
+    'schedule:',
+    `  source: ${o.timetable}`,
+    '  timeZone: UTC',
+    '  refreshIntervalMs: 10000',
+    'api:',
+    `  port: ${o.apiPort}`,
+    '',
+  ].join('\n');
+}
+
+/** Read-only view of the daemon's database while it runs (WAL lets both sides work at once). */
+class StateView {
+  #db: Db | undefined;
+  constructor(private readonly dbPath: string) {}
+
+  #open(): Db | undefined {
+    if (!this.#db && existsSync(this.dbPath)) {
+      try {
+        this.#db = openDatabase(this.dbPath, { logger: silentLogger, readonly: true });
+      } catch {
+        return undefined; // the daemon is still creating it
+      }
+    }
+    return this.#db;
+  }
+
+  recordingIdByTitle(title: string): string | undefined {
+    const row = this.#open()?.prepare('SELECT id FROM recordings WHERE title = ? ORDER BY started_at_ms LIMIT 1').get(title) as { id: string } | undefined;
+    return row?.id;
+  }
+
+  jobState(kind: string, key: string): string | undefined {
+    const row = this.#open()?.prepare('SELECT state FROM jobs WHERE kind = ? AND key = ?').get(kind, key) as { state: string } | undefined;
+    return row?.state;
+  }
+
+  /** Nothing left to do: no live recording, and every stopped one's publish job is finished. */
+  drained(): boolean {
+    const db = this.#open();
+    if (!db) return false;
+    const live = db.prepare("SELECT count(*) AS n FROM recordings WHERE state = 'recording'").get() as { n: number };
+    const open = db
+      .prepare("SELECT count(*) AS n FROM recordings r WHERE r.state = 'stopped' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'publish' AND j.key = r.id AND j.state IN ('done', 'dead'))")
+      .get() as { n: number };
+    return live.n === 0 && open.n === 0;
+  }
+
+  unfinishedJobs(): string[] {
+    const rows = (this.#open()?.prepare("SELECT kind, key, state, attempts, last_error FROM jobs WHERE state <> 'done' ORDER BY id").all() ?? []) as Array<{
+      kind: string;
+      key: string;
+      state: string;
+      attempts: number;
+      last_error: string | null;
+    }>;
+    return rows.map((r) => `${r.kind} ${r.key} ${r.state} after ${r.attempts} attempt(s)${r.last_error ? `: ${r.last_error}` : ''}`);
+  }
+
+  close(): void {
+    if (this.#db) closeDatabase(this.#db);
+    this.#db = undefined;
+  }
+}
+
+export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
+  const { plan } = options;
+  const log = options.log ?? (() => undefined);
+  const began = Date.now();
+  const tmp = makeTmpDir('chaos-');
+  const workDir = tmp.dir;
+  const logDir = path.join(workDir, 'logs');
+  mkdirSync(logDir);
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const events: EventRecord[] = [];
+  const checks: CheckResult[] = [];
+  const lectures: LectureResult[] = [];
+  let supervisor: DaemonSupervisor | undefined;
+  let ok = false;
+  try {
+    log(`chaos seed ${plan.options.seed}: ${plan.lectures.length} lectures over ${Math.round(plan.spanMs / 1000)} s, ${plan.events.length} faults; work folder ${workDir}`);
+    const rgw = await startRgw();
+    cleanups.push(() => rgw.stop());
+    const admin = adminClient(rgw);
+    cleanups.push(() => admin.destroy());
+    const bucket = await createTestBucket(admin, 'chaos');
+    const camera: RtspCamera = await startRtspCamera({ width: 320, height: 240, fps: 25, audio: 'aac' });
+    cleanups.push(() => camera.stop());
+    const onvif = new OnvifSimulator({ username: 'admin', password: CAMERA_PASSWORD, rtspUrl: camera.url, snapshotJpeg: await makeTestJpeg(path.join(workDir, 'snapshot.jpg')) });
+    await onvif.start();
+    cleanups.push(() => onvif.stop());
+    log(`peers up: RGW ${rgw.endpoint} (${rgw.startMs} ms), camera ${camera.url}, ONVIF ${onvif.address}`);
+
+    const apiPort = await freePort();
+    const configFile = path.join(workDir, 'lectern.yaml');
+    const timetableFile = path.join(workDir, 'timetable.yaml');
+    const env: NodeJS.ProcessEnv = {
+      LECTERN_CONFIG: undefined,
+      CHAOS_CAMERA_PASSWORD: CAMERA_PASSWORD,
+      CHAOS_S3_KEY_ID: rgw.accessKeyId,
+      CHAOS_S3_SECRET: rgw.secretAccessKey,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
+    const cli = (...args: string[]): ReturnType<typeof runLectern> => runLectern(['--config', configFile, ...args], { cwd: workDir, env });
+    // Whole seconds: the timetable has one-second resolution.
+    const t0Ms = Math.ceil((Date.now() + (options.leadMs ?? 15_000)) / 1000) * 1000;
+    writeFileSync(timetableFile, timetableYaml(plan, t0Ms));
+    writeFileSync(configFile, configYaml({ rgw, bucket, cameraAddress: onvif.address, apiPort, timetable: timetableFile }));
+
+    supervisor = new DaemonSupervisor({ configFile, cwd: workDir, env, logDir, apiPort, restartDelayMs: RESTART_DELAY_MS, rssIntervalMs: 1_000, startTimeoutMs: 60_000 });
+    const sup = supervisor;
+    await sup.start();
+    log(`daemon up (pid ${sup.pid}); first lecture at ${wallUtc(t0Ms)} UTC, ${Math.round((t0Ms - Date.now()) / 1000)} s from now`);
+    const state = new StateView(path.join(workDir, 'data', 'state.db'));
+    cleanups.push(() => state.close());
+
+    // The teacher's window is kept free of kills: a manual recording still running when the
+    // next slot begins makes the timetable skip that slot (by design), which is not a loss.
+    let teacherWindow: Promise<void> = Promise.resolve();
+    const at = (offsetMs: number): Promise<void> => sleep(Math.max(0, t0Ms + offsetMs - Date.now()));
+    const runEvent = async (event: PlannedEvent): Promise<EventRecord> => {
+      switch (event.kind) {
+        case 'camera-outage': {
+          await at(event.atOffsetMs);
+          const fromMs = Date.now();
+          await camera.reboot();
+          await sleep(event.offMs);
+          await camera.up();
+          return { event, hit: true, fromMs, toMs: Date.now(), note: `camera off ${((Date.now() - fromMs) / 1000).toFixed(1)} s` };
+        }
+        case 'kill-recording': {
+          await at(event.atOffsetMs);
+          const kill = await sup.kill(`kill -9 while recording lecture ${event.lecture}`);
+          return { event, hit: true, fromMs: kill.killedAtMs, toMs: kill.backAtMs, note: `daemon back after ${(((kill.backAtMs ?? 0) - kill.killedAtMs) / 1000).toFixed(1)} s` };
+        }
+        case 'kill-transcode':
+        case 'kill-publish': {
+          const kind = event.kind === 'kill-transcode' ? 'transcode' : 'publish';
+          const lecture = plan.lectures[event.lecture - 1];
+          if (!lecture) throw new Error(`no lecture ${event.lecture}`);
+          const giveUpMs = t0Ms + lecture.startOffsetMs + lecture.durationMs + 180_000;
+          const running = async (): Promise<boolean | 'over'> => {
+            const id = state.recordingIdByTitle(lecture.title);
+            const jobState = id === undefined ? undefined : state.jobState(kind, id);
+            if (jobState === 'running') return true;
+            return jobState === 'done' || jobState === 'dead' || Date.now() > giveUpMs ? 'over' : false;
+          };
+          for (;;) {
+            const seen = await waitFor(async () => ((await running()) === false ? undefined : await running()), { timeoutMs: giveUpMs - Date.now() + 1_000, intervalMs: 100, what: `${kind} of lecture ${event.lecture}` });
+            if (seen === 'over') return { event, hit: false, note: `missed: ${kind} of lecture ${event.lecture} was over before the harness saw it run` };
+            await teacherWindow;
+            await sleep(event.delayMs);
+            if ((await running()) !== true) continue;
+            const kill = await sup.kill(`kill -9 while ${kind === 'transcode' ? 'packaging' : 'publishing'} lecture ${event.lecture}`);
+            return { event, hit: true, fromMs: kill.killedAtMs, toMs: kill.backAtMs, note: `${kind} running; daemon back after ${(((kill.backAtMs ?? 0) - kill.killedAtMs) / 1000).toFixed(1)} s` };
+          }
+        }
+        case 'teacher-double-press': {
+          await at(event.atOffsetMs - 1_500);
+          let release = (): void => undefined;
+          teacherWindow = new Promise<void>((resolve) => (release = resolve));
+          try {
+            await at(event.atOffsetMs);
+            await sup.ready();
+            const fromMs = Date.now();
+            const presses = await Promise.all([1, 2].map(() => cli('record', 'start', '--title', event.title, '--course', 'CHAOS', '--json')));
+            const answers = presses.map((p) => (p.code === 0 ? (JSON.parse(p.stdout) as { recordingId: string; created: boolean }) : undefined));
+            const problems: string[] = [];
+            presses.forEach((p, i) => {
+              if (p.code !== 0) problems.push(`press ${i + 1} exited ${p.code}: ${p.stderr.trim()}`);
+            });
+            const ids = new Set(answers.map((a) => a?.recordingId));
+            if (ids.size !== 1) problems.push(`the two presses answered different recordings: ${[...ids].join(', ')}`);
+            const created = answers.filter((a) => a?.created).length;
+            if (created !== 1) problems.push(`${created} of the two presses created a recording (expected exactly 1)`);
+            await at(event.stopOffsetMs);
+            await sup.ready();
+            const stop = await cli('record', 'stop', '--json');
+            const stopped = stop.code === 0 ? (JSON.parse(stop.stdout) as { recordingId: string | null }).recordingId : undefined;
+            if (stopped !== answers[0]?.recordingId) problems.push(`Stop stopped ${String(stopped)} (exit ${stop.code} ${stop.stderr.trim()}), not the manual recording`);
+            return { event, hit: true, fromMs, toMs: Date.now(), note: problems.length === 0 ? `one recording ${answers[0]?.recordingId ?? ''}, stopped before the next slot` : `PROBLEM: ${problems.join('; ')}` };
+          } finally {
+            release();
+          }
+        }
+      }
+    };
+    const settled = await Promise.allSettled(plan.events.map(async (e) => events.push(await runEvent(e))));
+    for (const s of settled) if (s.status === 'rejected') checks.push({ name: 'harness events', ok: false, detail: String(s.reason) });
+    log(`faults done; waiting for the queue to drain`);
+
+    await at(plan.spanMs + 3_000);
+    const drainMs = options.drainTimeoutMs ?? 180_000;
+    const drained = await waitFor(() => (state.drained() ? true : Date.now() - t0Ms - plan.spanMs > drainMs ? false : undefined), {
+      timeoutMs: drainMs + 10_000,
+      intervalMs: 500,
+      what: 'the queue to drain',
+    });
+    const unfinished = state.unfinishedJobs();
+    checks.push({ name: 'queue drained, every job done', ok: drained && unfinished.length === 0, detail: unfinished.length === 0 ? 'all transcode/publish jobs done' : unfinished.join('; ') });
+    state.close();
+    await sup.stop();
+    log(`daemon stopped; checking the store`);
+
+    // ---- the platform's view ----------------------------------------------------------------
+    const ls = await cli('platform', 'ls', '--json');
+    const ready = ls.code === 0 ? (JSON.parse(ls.stdout) as Array<ReadyPointer & { readyKey: string }>) : [];
+    checks.push({ name: 'platform ls', ok: ls.code === 0, detail: ls.code === 0 ? `${ready.length} ready pointer(s)` : ls.stderr.trim() });
+    const expected: Array<{ label: string; title: string; slotStartMs: number; slotEndMs: number }> = plan.lectures.map((l) => ({
+      label: `L${l.index}`,
+      title: l.title,
+      slotStartMs: t0Ms + l.startOffsetMs,
+      slotEndMs: t0Ms + l.startOffsetMs + l.durationMs,
+    }));
+    for (const e of events) {
+      if (e.event.kind === 'teacher-double-press' && e.hit) expected.push({ label: 'manual', title: e.event.title, slotStartMs: e.fromMs ?? 0, slotEndMs: e.toMs ?? 0 });
+    }
+    const causes = events.filter((e) => e.hit && e.fromMs !== undefined && e.event.kind !== 'teacher-double-press');
+    for (const exp of expected) {
+      const found = ready.filter((r) => r.title === exp.title);
+      const result: LectureResult = { ...exp, lectureIds: found.map((r) => r.lectureId), gaps: [], problems: [] };
+      lectures.push(result);
+      if (found.length !== 1) {
+        result.problems.push(found.length === 0 ? 'LOST: not in the store' : `DUPLICATE: ${found.length} ready pointers (${result.lectureIds.join(', ')})`);
+        if (found.length === 0) result.problems.push(...logLinesAbout(logDir, exp.title));
+      }
+      for (const pointer of found) result.problems.push(...(await verifyLecture(pointer, exp, result, causes, workDir, cli)));
+    }
+    const unexpected = ready.filter((r) => !expected.some((e) => e.title === r.title));
+    checks.push({ name: 'no unexpected lectures', ok: unexpected.length === 0, detail: unexpected.length === 0 ? 'none' : unexpected.map((r) => `${r.lectureId} "${r.title}"`).join(', ') });
+    checks.push({
+      name: 'every lecture once, verified',
+      ok: lectures.every((l) => l.problems.length === 0),
+      detail: `${lectures.filter((l) => l.problems.length === 0).length}/${lectures.length} lectures without problems`,
+    });
+
+    // ---- the room's side --------------------------------------------------------------------
+    const open = await openMultipartUploads(rgw, bucket);
+    checks.push({ name: 'no open multipart uploads', ok: open.length === 0, detail: open.length === 0 ? 'none' : open.join(', ') });
+    const db = openDatabase(path.join(workDir, 'data', 'state.db'), { logger: silentLogger, readonly: true });
+    try {
+      const problems = integrityCheck(db);
+      checks.push({ name: 'SQLite integrity_check', ok: problems.length === 0, detail: problems.length === 0 ? 'ok' : problems.join('; ') });
+    } finally {
+      closeDatabase(db);
+    }
+    const orphans = await findFfmpegProcesses(path.join(workDir, 'data'));
+    checks.push({ name: 'no ffmpeg left running', ok: orphans.length === 0, detail: orphans.length === 0 ? 'none' : `pids ${orphans.join(', ')}` });
+    const crashes = sup.unexpectedExits();
+    checks.push({
+      name: 'no daemon exit the harness did not cause',
+      ok: crashes.length === 0,
+      detail: crashes.length === 0 ? `${sup.runs.length} run(s), ${sup.kills.length} kill(s)` : crashes.map((c) => `run ${c.run.n} exited ${c.run.exit?.code ?? c.run.exit?.signal}:\n${c.tail}`).join('\n'),
+    });
+    const teacher = events.filter((e) => e.event.kind === 'teacher-double-press');
+    if (teacher.length > 0) checks.push({ name: 'Record pressed twice: one recording', ok: teacher.every((e) => !e.note.startsWith('PROBLEM')), detail: teacher.map((e) => e.note).join('; ') });
+    const recKills = events.filter((e) => e.event.kind === 'kill-recording');
+    checks.push({ name: 'kills during recording landed', ok: recKills.every((e) => e.hit), detail: `${recKills.filter((e) => e.hit).length}/${recKills.length}` });
+    ok = checks.every((c) => c.ok);
+  } catch (err) {
+    checks.push({ name: 'harness', ok: false, detail: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  } finally {
+    if (supervisor) await supervisor.stop().catch(() => undefined);
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // Best effort: a peer that fails to stop must not hide the report.
+      }
+    }
+  }
+  const mib = (kib: number | undefined): number | undefined => (kib === undefined ? undefined : Math.round(kib / 102.4) / 10);
+  const report: ChaosReport = {
+    seed: plan.options.seed,
+    ok,
+    workDir,
+    wallMs: Date.now() - began,
+    lectures,
+    events,
+    checks,
+    daemonRuns: (supervisor?.runs ?? []).map((r) => ({
+      n: r.n,
+      pid: r.pid,
+      exit: r.killedBy ?? (r.exit ? `exit ${r.exit.code ?? r.exit.signal}` : 'running'),
+      rssFirstMiB: mib(r.rssKiB[0]),
+      rssMaxMiB: mib(r.rssKiB.length > 0 ? Math.max(...r.rssKiB) : undefined),
+      rssLastMiB: mib(r.rssKiB[r.rssKiB.length - 1]),
+    })),
+  };
+  if (ok && !options.keepWorkDir) tmp.cleanup();
+  return report;
+}
+
+/** Pulls one published lecture as the platform does and checks it against the faults thrown at it. */
+async function verifyLecture(
+  pointer: ReadyPointer,
+  exp: { label: string; slotStartMs: number; slotEndMs: number },
+  result: LectureResult,
+  causes: readonly EventRecord[],
+  workDir: string,
+  cli: (...args: string[]) => ReturnType<typeof runLectern>,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const dir = path.join(workDir, 'pulled', pointer.lectureId);
+  const pull = await cli('platform', 'pull', pointer.lectureId, dir);
+  if (pull.code !== 0) return [`pull failed (exit ${pull.code}): ${pull.stderr.trim()}`];
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'lecture.json'), 'utf8')) as LectureManifest;
+  if (!schemaValidator(manifest)) problems.push(`lecture.json does not match the schema: ${JSON.stringify(schemaValidator.errors)}`);
+  for (const rendition of manifest.renditions) {
+    const errors = await decodeCheck(path.join(dir, rendition.playlist), { timeoutMs: 120_000 });
+    if (errors.length > 0) problems.push(`rendition ${rendition.name} does not decode: ${errors.slice(0, 3).join(' | ')}`);
+  }
+  const startedAtMs = Date.parse(manifest.startedAt);
+  const endedAtMs = Date.parse(manifest.endedAt);
+  result.recordedSeconds = manifest.source.recordedSeconds;
+  result.gaps = manifest.gaps;
+  result.startLateSeconds = (startedAtMs - exp.slotStartMs) / 1000;
+  result.endDeltaSeconds = (endedAtMs - exp.slotEndMs) / 1000;
+  const overlapping = (fromMs: number, toMs: number): EventRecord[] =>
+    causes.filter((c) => (c.fromMs ?? 0) <= toMs + GAP_MATCH_SLACK_MS && (c.toMs ?? Date.now()) >= fromMs - GAP_MATCH_SLACK_MS);
+  const costMs = (c: EventRecord): number => (c.toMs ?? Date.now()) - (c.fromMs ?? 0);
+
+  if (exp.label !== 'manual') {
+    const atStart = overlapping(exp.slotStartMs, exp.slotStartMs).reduce((sum, c) => sum + costMs(c), 0);
+    if (startedAtMs - exp.slotStartMs > START_LATE_MS + atStart) problems.push(`started ${result.startLateSeconds.toFixed(1)} s after its slot (bound ${(START_LATE_MS + atStart) / 1000} s)`);
+    if (Math.abs(endedAtMs - exp.slotEndMs) > END_SLACK_MS) problems.push(`ended ${result.endDeltaSeconds.toFixed(1)} s from its slot's end (bound ±${END_SLACK_MS / 1000} s)`);
+  }
+  // Each gap: where in wall time, which faults explain it, and whether it stays in their bound.
+  let priorGapsSeconds = 0;
+  const gapWindows: Array<{ fromMs: number; toMs: number }> = [];
+  for (const gap of manifest.gaps) {
+    const fromMs = startedAtMs + (gap.atSeconds + priorGapsSeconds) * 1000;
+    const toMs = fromMs + gap.durationSeconds * 1000;
+    priorGapsSeconds += gap.durationSeconds;
+    gapWindows.push({ fromMs, toMs });
+    const why = overlapping(fromMs, toMs);
+    const boundMs = why.reduce((sum, c) => sum + costMs(c), 0) + GAP_SLACK_MS;
+    if (why.length === 0) problems.push(`LOSS: unexplained gap of ${gap.durationSeconds} s at ${gap.atSeconds} s ("${gap.reason}")`);
+    else if (gap.durationSeconds * 1000 > boundMs) problems.push(`LOSS: gap of ${gap.durationSeconds} s at ${gap.atSeconds} s ("${gap.reason}") exceeds its bound ${(boundMs / 1000).toFixed(1)} s (${why.map((c) => c.note).join('; ')})`);
+  }
+  // Each fault inside the lecture left a gap.
+  for (const c of causes) {
+    const fromMs = c.fromMs ?? 0;
+    const toMs = c.toMs ?? fromMs;
+    if (c.event.kind === 'kill-transcode' || c.event.kind === 'kill-publish') continue; // need not fall in a recording
+    if (fromMs < startedAtMs || toMs > endedAtMs) continue;
+    if (!gapWindows.some((g) => g.fromMs <= toMs + GAP_MATCH_SLACK_MS && g.toMs >= fromMs - GAP_MATCH_SLACK_MS)) problems.push(`no gap recorded for "${c.note}" at ${wallUtc(fromMs)}`);
+  }
+  return problems;
+}
+
+/** The daemon's log lines that mention a lecture, for a precise report of what went wrong. */
+function logLinesAbout(logDir: string, needle: string): string[] {
+  const out: string[] = [];
+  for (let n = 1; existsSync(path.join(logDir, `daemon-${String(n).padStart(2, '0')}.log`)); n++) {
+    const file = path.join(logDir, `daemon-${String(n).padStart(2, '0')}.log`);
+    for (const line of readFileSync(file, 'utf8').split('\n')) if (line.includes(needle)) out.push(`  run ${n}: ${line.slice(0, 300)}`);
+  }
+  return out.slice(-10);
+}
+
+/** The report as the table the issue asks for. */
+export function formatChaosReport(report: ChaosReport): string {
+  const lines: string[] = [];
+  lines.push(`chaos run, seed ${report.seed}: ${report.ok ? 'PASS' : 'FAIL'} in ${Math.round(report.wallMs / 1000)} s (work folder ${report.workDir}${report.ok ? ', removed' : ', kept'})`);
+  lines.push('');
+  const table = (header: string[], rows: string[][]): void => {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+    lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line));
+  };
+  table(
+    ['LECTURE', 'SLOT (UTC)', 'SLOT s', 'IN STORE', 'RECORDED s', 'START +s', 'END +s', 'GAPS', 'VERDICT'],
+    report.lectures.map((l) => [
+      l.label,
+      wallUtc(l.slotStartMs).slice(11),
+      ((l.slotEndMs - l.slotStartMs) / 1000).toFixed(0),
+      l.lectureIds.length === 1 ? `1x ${l.lectureIds[0]?.slice(-6) ?? ''}` : `${l.lectureIds.length}x`,
+      l.recordedSeconds?.toFixed(1) ?? '-',
+      l.startLateSeconds?.toFixed(1) ?? '-',
+      l.endDeltaSeconds?.toFixed(1) ?? '-',
+      l.gaps.map((g) => `${g.durationSeconds.toFixed(1)}s@${g.atSeconds.toFixed(0)}`).join(' ') || '-',
+      l.problems.length === 0 ? 'ok' : 'FAIL',
+    ]),
+  );
+  for (const l of report.lectures) for (const p of l.problems) lines.push(`  ${l.label}: ${p}`);
+  lines.push('');
+  table(
+    ['FAULT', 'LECTURE', 'AT (UTC)', 'WHAT HAPPENED'],
+    report.events.map((e) => [
+      e.event.kind,
+      'lecture' in e.event ? `L${e.event.lecture}` : '-',
+      e.fromMs !== undefined ? wallUtc(e.fromMs).slice(11) : '-',
+      e.note,
+    ]),
+  );
+  lines.push('');
+  table(
+    ['CHECK', 'RESULT', 'DETAIL'],
+    report.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAIL', c.detail.split('\n')[0] ?? '']),
+  );
+  for (const c of report.checks) if (!c.ok && c.detail.includes('\n')) lines.push(c.detail);
+  lines.push('');
+  table(
+    ['DAEMON RUN', 'PID', 'ENDED BY', 'RSS FIRST MiB', 'RSS MAX MiB', 'RSS LAST MiB'],
+    report.daemonRuns.map((r) => [String(r.n), String(r.pid), r.exit, String(r.rssFirstMiB ?? '-'), String(r.rssMaxMiB ?? '-'), String(r.rssLastMiB ?? '-')]),
+  );
+  return lines.join('\n');
+}

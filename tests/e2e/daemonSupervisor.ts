@@ -1,0 +1,175 @@
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { sleep, waitFor } from '../../src/util/sleep.js';
+import { killGroup, type CliRun } from '../helpers/cli.js';
+import { startLectern } from './lectern.js';
+
+/**
+ * `lectern daemon` as systemd runs it (systemd/lectern.service: Restart=always, RestartSec=2s):
+ * every exit, asked for or not, is followed by a new start after the restart delay. Each run's
+ * output goes to its own log file, so a loss can be traced to the lines of the run that caused it.
+ * The RSS of the running daemon is sampled from /proc for the report.
+ */
+
+export interface SupervisorOptions {
+  configFile: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  logDir: string;
+  apiPort: number;
+  restartDelayMs: number;
+  rssIntervalMs: number;
+  /** How long a start may take until the API answers. */
+  startTimeoutMs: number;
+}
+
+export interface DaemonRun {
+  n: number;
+  pid: number;
+  startedAtMs: number;
+  /** When the API first answered. */
+  readyAtMs?: number;
+  exitedAtMs?: number;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** Killed by the harness (a chaos event), as opposed to an exit nobody asked for. */
+  killedBy?: string;
+  logFile: string;
+  /** VmRSS samples in KiB, in order. */
+  rssKiB: number[];
+}
+
+export interface KillRecord {
+  what: string;
+  killedAtMs: number;
+  /** When the next run's API answered: the outage the kill caused. */
+  backAtMs?: number;
+}
+
+export class DaemonSupervisor {
+  readonly #o: SupervisorOptions;
+  readonly runs: DaemonRun[] = [];
+  readonly kills: KillRecord[] = [];
+  #current: { run: DaemonRun; cli: CliRun; log: WriteStream; ready: Promise<void> } | undefined;
+  #stopping = false;
+  #busy: Promise<void> = Promise.resolve();
+  #rssTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.#o = options;
+  }
+
+  async start(): Promise<void> {
+    this.#spawn();
+    await this.ready();
+    this.#rssTimer = setInterval(() => this.#sampleRss(), this.#o.rssIntervalMs);
+  }
+
+  /** Resolves once the current run's API answers (after a restart, the new run's). */
+  async ready(): Promise<void> {
+    for (;;) {
+      const current = this.#current;
+      if (!current) throw new Error('the daemon is not running');
+      await current.ready;
+      if (this.#current === current && current.run.exit === undefined) return;
+      // It exited: wait for the restart (systemd's delay, then a new run) and its API.
+      await waitFor(() => (this.#current !== current ? true : undefined), {
+        timeoutMs: this.#o.restartDelayMs + this.#o.startTimeoutMs,
+        intervalMs: 50,
+        what: `the restart after daemon run ${current.run.n}`,
+      });
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.#current?.run.pid;
+  }
+
+  /** kill -9 of the daemon's process group, as in a crash; the restart follows as under systemd. */
+  kill(what: string): Promise<KillRecord> {
+    const step = this.#busy.then(async () => {
+      await this.ready();
+      const current = this.#current;
+      if (!current) throw new Error('the daemon is not running');
+      const record: KillRecord = { what, killedAtMs: Date.now() };
+      current.run.killedBy = what;
+      this.kills.push(record);
+      killGroup(current.cli);
+      await current.cli.exit;
+      await this.ready();
+      record.backAtMs = this.#current?.run.readyAtMs;
+      return record;
+    });
+    this.#busy = step.then(
+      () => undefined,
+      () => undefined,
+    );
+    return step;
+  }
+
+  /** SIGTERM, as `systemctl stop`: the daemon stops cleanly, and is not restarted. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#busy;
+    if (this.#rssTimer) clearInterval(this.#rssTimer);
+    const current = this.#current;
+    if (!current || current.run.exit) return;
+    current.cli.child.kill('SIGTERM');
+    // systemd's TimeoutStopSec is 90 s; the recording stop ladder fits well inside.
+    const timer = setTimeout(() => killGroup(current.cli), 90_000);
+    await current.cli.exit;
+    clearTimeout(timer);
+  }
+
+  /** Exits nobody asked for (a crash of the daemon itself), with their log tails. */
+  unexpectedExits(): Array<{ run: DaemonRun; tail: string }> {
+    return this.runs
+      .filter((r) => r.exit !== undefined && r.killedBy === undefined && !(this.#stopping && r === this.runs[this.runs.length - 1]))
+      .map((run) => ({ run, tail: readFileSync(run.logFile, 'utf8').trimEnd().split('\n').slice(-15).join('\n') }));
+  }
+
+  #spawn(): void {
+    const n = this.runs.length + 1;
+    const logFile = path.join(this.#o.logDir, `daemon-${String(n).padStart(2, '0')}.log`);
+    const log = createWriteStream(logFile);
+    const cli = startLectern(['--config', this.#o.configFile, 'daemon'], { cwd: this.#o.cwd, env: this.#o.env });
+    const run: DaemonRun = { n, pid: cli.child.pid ?? -1, startedAtMs: Date.now(), logFile, rssKiB: [] };
+    this.runs.push(run);
+    cli.child.stdout?.on('data', (d: Buffer) => log.write(d));
+    cli.child.stderr?.on('data', (d: Buffer) => log.write(d));
+    const ready = waitFor(
+      async () => {
+        if (run.exit) throw new Error(`daemon run ${n} exited during start (${run.exit.code ?? run.exit.signal}): see ${logFile}`);
+        const res = await fetch(`http://127.0.0.1:${this.#o.apiPort}/api/status`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+        if (res) await res.arrayBuffer();
+        return res?.ok ? true : undefined;
+      },
+      { timeoutMs: this.#o.startTimeoutMs, intervalMs: 100, what: `daemon run ${n} to answer on its API` },
+    ).then(() => {
+      run.readyAtMs = Date.now();
+    });
+    // A start that fails is seen by whoever waits on ready(); never an unhandled rejection here.
+    ready.catch(() => undefined);
+    this.#current = { run, cli, log, ready };
+    void cli.exit.then(async (exit) => {
+      run.exit = exit;
+      run.exitedAtMs = Date.now();
+      log.end();
+      if (this.#stopping && run.killedBy === undefined) return;
+      await sleep(this.#o.restartDelayMs);
+      if (this.#stopping && run.killedBy === undefined) return;
+      this.#spawn();
+    });
+  }
+
+  #sampleRss(): void {
+    const current = this.#current;
+    if (!current || current.run.exit) return;
+    try {
+      const status = readFileSync(`/proc/${current.run.pid}/status`, 'utf8');
+      const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+      if (match) current.run.rssKiB.push(Number(match[1]));
+    } catch {
+      // The process ended between the check and the read; its exit handler takes over.
+    }
+  }
+}
