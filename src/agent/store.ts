@@ -3,6 +3,7 @@ import { readSecret, type Config } from '../config/index.js';
 import { UploadsRepo, type Db } from '../db/index.js';
 import type { Logger } from '../log/logger.js';
 import { FileStore } from '../storage/fileStore.js';
+import type { BodyThrottle } from '../storage/s3Multipart.js';
 import type { Store } from '../storage/store.js';
 
 /**
@@ -10,7 +11,7 @@ import type { Store } from '../storage/store.js';
  * With `db`, multipart uploads keep their progress in it and resume after a restart; without
  * (CLI commands that only read), in memory.
  */
-export async function createStore(config: Config, opts: { logger: Logger; env: NodeJS.ProcessEnv; defaultRoot: string; db?: Db }): Promise<Store> {
+export async function createStore(config: Config, opts: { logger: Logger; env: NodeJS.ProcessEnv; defaultRoot: string; db?: Db; throttle?: BodyThrottle }): Promise<Store> {
   const storage = config.storage;
   if (storage.kind === 'file') return new FileStore({ root: storage.root ?? opts.defaultRoot, logger: opts.logger });
   // Without a file or variable named, the usual AWS variables: what IT staff try first.
@@ -33,6 +34,8 @@ export async function createStore(config: Config, opts: { logger: Logger; env: N
     credentials: { accessKeyId, secretAccessKey },
     logger: opts.logger,
     ...(opts.db ? { multipartState: new UploadsRepo(opts.db) } : {}),
+    // The bandwidth policy (upload/bandwidthPolicy.ts); a FileStore is a local folder and needs none.
+    ...(opts.throttle ? { throttle: opts.throttle } : {}),
   });
 }
 

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { readVersion } from '../agent/version.js';
-import { formatProblems, loadConfig, type Config, type LoadedConfig } from '../config/index.js';
+import type { Config, LoadedConfig } from '../config/index.js';
+import { readApiEndpoint } from '../config/endpoint.js';
+import { formatProblems } from '../config/problems.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { describeError, isLecternError } from '../util/errors.js';
 import { processIo, type CliIo } from './io.js';
@@ -13,19 +15,20 @@ import { processIo, type CliIo } from './io.js';
 export const EXIT = { ok: 0, usage: 1, config: 2, runtime: 3 } as const;
 
 type Loader = () => LoadedConfig;
+type EndpointLoader = () => Promise<{ host: string; port: number; socketPath?: string | undefined }>;
 
 /**
  * The command groups, each loaded only when it runs (or for help): `lectern status` on a kiosk PC
  * must not pay for SQLite, the XML parser and the S3 client that other commands need.
  */
-const COMMAND_GROUPS: Record<string, (program: Command, io: CliIo, load: Loader) => Promise<void>> = {
+const COMMAND_GROUPS: Record<string, (program: Command, io: CliIo, load: Loader, endpoint: EndpointLoader) => Promise<void>> = {
   queue: async (program, io, load) => (await import('./commands/queue.js')).registerQueueCommands(program, io, () => load().config),
   config: async (program, io) => (await import('./commands/config.js')).registerConfigCommands(program, io),
   cameras: async (program, io, load) => (await import('./commands/cameras.js')).registerCameraCommands(program, io, () => load().config),
   mics: async (program, io, load) => (await import('./commands/mics.js')).registerMicCommands(program, io, () => load().config),
   platform: async (program, io, load) => (await import('./commands/platform.js')).registerPlatformCommands(program, io, () => load().config),
   doctor: async (program, io, load) => (await import('./commands/doctor.js')).registerDoctorCommand(program, io, load),
-  record: async (program, io, load) => (await import('./commands/record.js')).registerRecordCommands(program, io, () => load().config),
+  record: async (program, io, _load, endpoint) => (await import('./commands/record.js')).registerRecordCommands(program, io, endpoint),
   uploads: async (program, io, load) => (await import('./commands/uploads.js')).registerUploadsCommands(program, io, () => load().config),
 };
 // `lectern status` is registered by the record group.
@@ -52,7 +55,18 @@ export async function buildProgram(io: CliIo = processIo, argv: readonly string[
     .addOption(new Option('--log-level <level>', 'override log.level').choices(['debug', 'info', 'warn', 'error']))
     .showHelpAfterError();
 
-  const load = (): LoadedConfig => loadConfig({ path: program.opts<{ config?: string }>().config, env: process.env, cwd: process.cwd() });
+  // The named group alone when the command line names one; every group for help and mistakes.
+  const named = commandNameOf(argv);
+  const group = named === undefined ? undefined : (GROUP_OF_COMMAND[named] ?? named);
+  // `lectern status` and `lectern record` only need the daemon's address: the configuration
+  // schema (zod) is loaded only when the address cannot be read without it.
+  const configModule = group === 'record' ? undefined : await import('../config/index.js');
+  const configOpts = (): { path: string | undefined; env: NodeJS.ProcessEnv; cwd: string } => ({ path: program.opts<{ config?: string }>().config, env: process.env, cwd: process.cwd() });
+  const load = (): LoadedConfig => {
+    if (!configModule) throw new Error('the configuration module was not loaded for this command');
+    return configModule.loadConfig(configOpts());
+  };
+  const endpoint: EndpointLoader = async () => (await readApiEndpoint(configOpts())) ?? (await import('../config/index.js')).loadConfig(configOpts()).config.api;
   const loadOrExit = (): LoadedConfig | undefined => {
     try {
       return load();
@@ -149,11 +163,8 @@ export async function buildProgram(io: CliIo = processIo, argv: readonly string[
       if (code !== 0) process.exitCode = code;
     });
 
-  // The named group alone when the command line names one; every group for help and mistakes.
-  const named = commandNameOf(argv);
-  const group = named === undefined ? undefined : (GROUP_OF_COMMAND[named] ?? named);
   const groups = group !== undefined && group in COMMAND_GROUPS ? [group] : named === 'demo' || named === 'daemon' ? [] : Object.keys(COMMAND_GROUPS);
-  for (const name of groups) await COMMAND_GROUPS[name]?.(program, io, load);
+  for (const name of groups) await COMMAND_GROUPS[name]?.(program, io, load, endpoint);
   return program;
 }
 

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LecternError } from '../util/errors.js';
+import { DEFAULT_CONFIG_PATH } from './paths.js';
+import { formatProblems } from './problems.js';
 import { configSchema, describeValue, type Config } from './schema.js';
 
 /**
@@ -11,7 +13,7 @@ import { configSchema, describeValue, type Config } from './schema.js';
  * messages say what is expected and what was given; zod's own wording is only a last resort.
  */
 
-export const DEFAULT_CONFIG_PATH = '/etc/lectern/config.yaml';
+export { DEFAULT_CONFIG_PATH };
 export const BUILT_IN_SOURCE = '(built-in defaults)';
 
 /** The result of loadConfig. */
@@ -38,10 +40,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   return { ok: false, problems: result.error.issues.flatMap(formatIssue) };
 }
 
-/** The CLI's rendering: a count line, then one indented problem per line. */
-export function formatProblems(problems: readonly string[], source: string): string {
-  return [`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, ...problems.map((p) => `  ${p}`)].join('\n');
-}
+export { formatProblems };
 
 /**
  * Chooses the file (`path`, else $LECTERN_CONFIG, else /etc/lectern/config.yaml if present, else

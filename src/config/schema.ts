@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { API_DEFAULT_HOST, API_DEFAULT_PORT } from './apiDefaults.js';
 import { z } from 'zod';
 import { isSafeName } from '../util/names.js';
 import { redactUrl } from '../util/redact.js';
@@ -359,9 +360,9 @@ export const configSchema = z
         host: z
           .string()
           .regex(/^(?:[0-9.]+|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+)$/, { message: 'must be an IP address or a host name, without a port' })
-          .default('127.0.0.1')
+          .default(API_DEFAULT_HOST)
           .describe('address to listen on; requests from anywhere but this machine need the token of tokenFile'),
-        port: int(1, 65535).default(8750).describe('TCP port of the API and the kiosk page (http://127.0.0.1:8750/)'),
+        port: int(1, 65535).default(API_DEFAULT_PORT).describe('TCP port of the API and the kiosk page (http://127.0.0.1:8750/)'),
         socketPath: z.string().min(1).optional().describe('also listen on this unix socket (mode 0660), e.g. /run/lectern/api.sock'),
         tokenFile: z.string().min(1).optional().describe('file holding the bearer token other machines must send (mode 0600), or a systemd credential name'),
         allowedHosts: z

@@ -35,6 +35,14 @@ export interface HlsPackageSpec {
   /** Source picture size: hardware scalers are given exact widths, not -2. */
   sourceWidth?: number;
   sourceHeight?: number;
+  /**
+   * Progressive packaging: encode only this part of the input. Its timestamps restart at 0 on an
+   * exact frame grid, so a chunk that starts on a segment boundary has the same keyframes as one
+   * encode of the whole lecture. Without `durationSeconds` the chunk runs to the input's end.
+   */
+  window?: { startSeconds: number; durationSeconds?: number };
+  /** Number of the first media segment (default 1): chunks continue the rendition's numbering. */
+  startNumber?: number;
 }
 
 /**
@@ -52,6 +60,10 @@ export interface ThumbnailSpec {
   rows: number;
   /** image2 pattern, e.g. /p/thumbs/sprite_%03d.jpg */
   pattern: string;
+  /** Number of the first image (default 1), for chunks writing single tiles (1x1) that continue a lecture. */
+  startNumber?: number;
+  /** At most this many images (a chunk's share, so a boundary frame is not drawn twice). */
+  maxCount?: number;
 }
 
 export interface PosterSpec {
@@ -75,7 +87,7 @@ export const AUDIO_RENDITION_NAME = 'audio';
 const QUIET_WITH_PROGRESS = ['-hide_banner', '-nostats', '-loglevel', 'warning', '-progress', 'pipe:1', '-stats_period', '1'];
 
 /** fMP4 VOD playlists with segments numbered from 1; the init segment named as the storage contract says. */
-function hlsVodOutput(segmentSeconds: number): string[] {
+function hlsVodOutput(segmentSeconds: number, startNumber = 1): string[] {
   return [
     '-f', 'hls',
     '-hls_time', String(segmentSeconds),
@@ -83,7 +95,7 @@ function hlsVodOutput(segmentSeconds: number): string[] {
     '-hls_segment_type', 'fmp4',
     '-hls_flags', 'independent_segments',
     '-hls_fmp4_init_filename', 'init.mp4',
-    '-start_number', '1',
+    '-start_number', String(startNumber),
   ];
 }
 
@@ -104,13 +116,25 @@ export function buildHlsVideoArgs(spec: HlsPackageSpec): string[] {
     }
   };
   const branches = [...spec.renditions.map((_, i) => `[s${i}]`), ...(spec.thumbnails ? ['[st]'] : []), ...(spec.poster ? ['[sp]'] : [])];
+  // A window is cut from the decoded input, restarted at 0 and put on the output frame grid
+  // before anything else: each chunk then has exactly duration x fps frames.
+  const win = spec.window;
+  const windowFilters = win
+    ? [
+        `trim=start=${round6(win.startSeconds)}${win.durationSeconds !== undefined ? `:end=${round6(win.startSeconds + win.durationSeconds)}` : ''}`,
+        `setpts=PTS-${round6(win.startSeconds)}/TB`,
+        `fps=${spec.fps}:start_time=0`,
+        ...(win.durationSeconds !== undefined ? [`trim=duration=${win.durationSeconds}`] : []),
+      ].join(',') + ','
+    : '';
   const graph = [
-    `[0:v]split=${branches.length}${branches.join('')}`,
+    `[0:v]${windowFilters}split=${branches.length}${branches.join('')}`,
     ...spec.renditions.map((r, i) => `[s${i}]${scale(r.height)}[v${i}]`),
   ];
   if (spec.thumbnails) {
     const t = spec.thumbnails;
-    graph.push(`[st]fps=1/${t.intervalSeconds},scale=${t.width}:${t.height},tile=${t.columns}x${t.rows}[thumbs]`);
+    const tile = t.columns * t.rows > 1 ? `,tile=${t.columns}x${t.rows}` : '';
+    graph.push(`[st]fps=1/${t.intervalSeconds},scale=${t.width}:${t.height}${tile}[thumbs]`);
   }
   // The poster is the first frame at atSeconds. trim ends its branch after one second; a select
   // filter would pass (and scale) every later frame only for the muxer to drop it: +35% encode time.
@@ -147,13 +171,51 @@ export function buildHlsVideoArgs(spec: HlsPackageSpec): string[] {
     ...codec,
     '-r', String(spec.fps), '-g', gop,
     ...perRendition,
-    ...hlsVodOutput(spec.segmentSeconds),
+    ...hlsVodOutput(spec.segmentSeconds, spec.startNumber),
     '-hls_segment_filename', `${spec.hlsDir}/%v/seg_%05d.m4s`,
     '-var_stream_map', spec.renditions.map((r, i) => `v:${i},name:${r.name}`).join(' '),
     `${spec.hlsDir}/%v/index.m3u8`,
-    ...(spec.thumbnails ? ['-map', '[thumbs]', ...jpeg, spec.thumbnails.pattern] : []),
+    ...(spec.thumbnails ? ['-map', '[thumbs]', ...thumbnailOutput(spec.thumbnails, jpeg)] : []),
     ...(spec.poster ? ['-map', '[poster]', '-frames:v', '1', ...jpeg, '-update', '1', spec.poster.path] : []),
   ];
+}
+
+function thumbnailOutput(t: ThumbnailSpec, jpeg: readonly string[]): string[] {
+  return [
+    ...(t.maxCount !== undefined ? ['-frames:v', String(t.maxCount)] : []),
+    ...jpeg,
+    ...(t.startNumber !== undefined ? ['-start_number', String(t.startNumber)] : []),
+    t.pattern,
+  ];
+}
+
+/**
+ * Progressive packaging, after the last chunk: the seek-bar sprites drawn from the single tiles
+ * the chunks wrote (a few dozen small JPEGs: well under a second).
+ */
+export function buildSpriteArgs(spec: { tilePattern: string; columns: number; rows: number; spritePattern: string }): string[] {
+  return [
+    ...QUIET_WITH_PROGRESS,
+    '-n',
+    '-framerate', '1', '-start_number', '1', '-i', spec.tilePattern,
+    '-vf', `tile=${spec.columns}x${spec.rows}`,
+    '-pix_fmt', 'yuvj420p', '-q:v', '5', '-f', 'image2', spec.spritePattern,
+  ];
+}
+
+/** Progressive packaging: the poster, one frame at `atSeconds` into one recorded segment. */
+export function buildPosterArgs(spec: { inputPath: string; atSeconds: number; height: number; path: string }): string[] {
+  return [
+    ...QUIET_WITH_PROGRESS,
+    '-n',
+    '-ss', String(spec.atSeconds), '-i', spec.inputPath,
+    '-map', '0:v:0', '-vf', `scale=-2:${spec.height}`, '-frames:v', '1',
+    '-pix_fmt', 'yuvj420p', '-q:v', '5', '-f', 'image2', '-update', '1', spec.path,
+  ];
+}
+
+function round6(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
 }
 
 export function buildHlsAudioArgs(spec: HlsAudioSpec): string[] {

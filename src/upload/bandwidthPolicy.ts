@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
+// Types only: s3Multipart.ts loads the AWS SDK, which the agent loads only for a bucket.
 import type { BodyThrottle, ThrottledRequest } from '../storage/s3Multipart.js';
 import { describeError, LecternError } from '../util/errors.js';
 import { RateMeter } from './rateMeter.js';
@@ -17,8 +18,9 @@ import { DelayYield, type RttProbe } from './yield.js';
  *     then it is withdrawn and sent again after the recording (at most one part is re-sent);
  *   - yield: halves the rate while the round trip to the store shows a queue (yield.ts);
  *   - link watch: the same probe notices the store going away and coming back; a request that
- *     stalled meanwhile is withdrawn at once, so the upload resumes within seconds of the link
- *     returning rather than after the socket's idle timeout;
+ *     stalled meanwhile and does not move again within a few seconds is withdrawn and sent
+ *     again, so the upload resumes within seconds of the link returning rather than after TCP's
+ *     backoff or the socket's idle timeout;
  * and reports what it does (status()): measured rate, cap, window, why it waits, backlog, ETA.
  *
  * Priorities need nothing here: the queue claims jobs by priority, then id (creation order), and
@@ -74,8 +76,11 @@ export interface BandwidthPolicyOptions {
   tickMs?: number;
   /** A sending request is let finish a pause if it needs at most this long; default 30 s. */
   finishWithinMs?: number;
-  /** A request with no body progress this long when the link comes back is withdrawn; default 3 s. */
-  stallMs?: number;
+  /**
+   * When the link comes back, a request that stalled gets this long to move again by itself (TCP
+   * retransmits, nothing is re-sent); one that does not is withdrawn and sent again. Default 5 s.
+   */
+  resumeGraceMs?: number;
   /** How long a new request waits for a link the probe calls down, at most; default 60 s. */
   linkWaitMs?: number;
 }
@@ -86,6 +91,15 @@ interface Active {
   sentBytes: number;
   lastProgressMs: number;
   controller: AbortController;
+}
+
+/**
+ * Uploads stopped with the agent. Coded like an aborted connection (ECONNABORTED), which the
+ * store retries later: a multipart upload cut short by a shutdown must stay open to resume.
+ */
+export class UploadsStoppedError extends Error {
+  override readonly name = 'UploadsStopped';
+  readonly code = 'ECONNABORTED';
 }
 
 /** Probes while idle: enough to keep the base round trip fresh without bothering the server. */
@@ -159,7 +173,8 @@ export class BandwidthPolicy implements BodyThrottle {
     this.#probeSoon();
     const linkWaitUntil = this.#mono() + (this.#o.linkWaitMs ?? 60_000);
     for (;;) {
-      if (this.#stopped) throw new LecternError('INTERNAL', 'the bandwidth policy stopped');
+      // Retryable, like a reset: a multipart upload interrupted by shutdown stays open to resume.
+      if (this.#stopped) throw new UploadsStoppedError(`uploads stopped (shutting down) before "${request.key}" was sent`);
       const waitForLink = this.#linkDown && this.#mono() < linkWaitUntil;
       if (!this.#paused && !waitForLink) break;
       await this.#changed(waitForLink ? 1_000 : undefined);
@@ -316,15 +331,20 @@ export class BandwidthPolicy implements BodyThrottle {
 
   #linkBack(): void {
     this.#linkDown = false;
-    const stallMs = this.#o.stallMs ?? 3_000;
-    let withdrawn = 0;
-    for (const a of this.#active) {
-      if (this.#mono() - a.lastProgressMs < stallMs) continue;
-      a.controller.abort(new LecternError('INTERNAL', 'the request stalled while the storage was unreachable'));
-      withdrawn++;
-    }
-    this.#log.info(`the storage answers again${withdrawn > 0 ? `; ${withdrawn} stalled request(s) sent again` : ''}`);
+    const backMs = this.#mono();
+    this.#log.info('the storage answers again');
     this.#wakeAll();
+    // After a long outage TCP's next retransmission can be a minute away (exponential backoff),
+    // and the socket's idle timeout as far: a request still stuck after the grace is withdrawn
+    // and sent again at once (at most its one part is re-sent).
+    const timer = setTimeout(() => {
+      for (const a of this.#active) {
+        if (a.lastProgressMs >= backMs || a.controller.signal.aborted) continue;
+        this.#log.info(`the upload of "${a.key}" did not move again after the outage; sending it again`);
+        a.controller.abort(new LecternError('INTERNAL', 'the request stalled while the storage was unreachable'));
+      }
+    }, this.#o.resumeGraceMs ?? 5_000);
+    timer.unref();
   }
 
   // ---- waiting -------------------------------------------------------------------------------

@@ -313,7 +313,13 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
             return jobState === 'done' || jobState === 'dead' || Date.now() > giveUpMs ? 'over' : false;
           };
           for (;;) {
-            const seen = await waitFor(async () => ((await running()) === false ? undefined : await running()), { timeoutMs: giveUpMs - Date.now() + 1_000, intervalMs: 100, what: `${kind} of lecture ${event.lecture}` });
+            const seen = await waitFor(
+              async () => {
+                const now = await running();
+                return now === false ? undefined : now;
+              },
+              { timeoutMs: giveUpMs - Date.now() + 1_000, intervalMs: 100, what: `${kind} of lecture ${event.lecture}` },
+            );
             if (seen === 'over') return { event, hit: false, note: `missed: ${kind} of lecture ${event.lecture} was over before the harness saw it run` };
             await teacherWindow;
             await sleep(event.delayMs);
@@ -364,6 +370,12 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
       what: 'the queue to drain',
     });
     const unfinished = state.unfinishedJobs();
+    // Kept for the report: a lost lecture is traced through the log lines naming its recording.
+    const recordingIds = new Map<string, string>();
+    for (const title of [...plan.lectures.map((l) => l.title), ...plan.events.flatMap((e) => (e.kind === 'teacher-double-press' ? [e.title] : []))]) {
+      const id = state.recordingIdByTitle(title);
+      if (id !== undefined) recordingIds.set(title, id);
+    }
     checks.push({ name: 'queue drained, every job done', ok: drained && unfinished.length === 0, detail: unfinished.length === 0 ? 'all transcode/publish jobs done' : unfinished.join('; ') });
     state.close();
     await sup.stop();
@@ -389,7 +401,11 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
       lectures.push(result);
       if (found.length !== 1) {
         result.problems.push(found.length === 0 ? 'LOST: not in the store' : `DUPLICATE: ${found.length} ready pointers (${result.lectureIds.join(', ')})`);
-        if (found.length === 0) result.problems.push(...logLinesAbout(logDir, exp.title));
+        const recordingId = recordingIds.get(exp.title);
+        if (found.length === 0) {
+          result.problems.push(recordingId === undefined ? '  the daemon never started a recording for it' : `  its recording ${recordingId}, in the daemon's log:`);
+          result.problems.push(...logLinesAbout(logDir, recordingId ?? exp.title));
+        }
       }
       for (const pointer of found) result.problems.push(...(await verifyLecture(pointer, exp, result, causes, workDir, cli)));
     }

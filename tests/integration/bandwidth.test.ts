@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
@@ -15,7 +14,7 @@ import { adminClient, createTestBucket } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { startCountingRelay, type CountingRelay } from '../peers/countingRelay.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
-import { createShapedLink, shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
+import { createShapedLink, NS_RELAY_SOURCE, shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
 
 /**
  * The bandwidth policy (DESIGN §4) on real links: S3Store uploads to a real Ceph RADOS Gateway
@@ -90,12 +89,16 @@ async function measureArrivalRate(relay: CountingRelay, upload: Promise<void>, m
     failed = err;
   });
   await waitFor(() => (relay.bytesIn() > 0 || failed ? true : undefined), { timeoutMs: 10_000, what: 'the first bytes at the relay' });
-  if (failed) throw failed;
+  if (failed) throw asError(failed);
   const t0 = Date.now() + WARMUP_MS;
   const t1 = t0 + measureMs;
   await waitFor(() => (Date.now() >= t1 + 100 || failed ? true : undefined), { timeoutMs: measureMs + WARMUP_MS + 5_000, intervalMs: 200, what: 'the measurement window' });
-  if (failed) throw failed;
+  if (failed) throw asError(failed);
   return { rate: (relay.bytesBetween(t0, t1) / measureMs) * 1000, upload };
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
@@ -151,7 +154,7 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
     // The host ends of the relay inside the namespace: unix sockets, counting what crossed the link.
     rgwSide = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'rgw.sock') }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
     sink = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'sink.sock') }, upstream: 'httpSink' });
-    const relay = link.spawn(process.execPath, [fileURLToPath(new URL('../peers/nsRelay.mjs', import.meta.url)), link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);
+    const relay = link.spawn(process.execPath, ['-e', NS_RELAY_SOURCE, link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);
     await new Promise<void>((resolve, reject) => {
       relay.stdout?.on('data', (d: Buffer) => (d.toString().includes('ready') ? resolve() : undefined));
       relay.once('exit', (code) => reject(new Error(`the relay in the namespace exited (${code})`)));
@@ -207,13 +210,35 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
     }
   });
 
+  /** Waits until nothing has crossed the link for 1.5 s. */
+  async function linkQuiet(): Promise<void> {
+    let last = -1;
+    let sinceMs = Date.now();
+    await waitFor(
+      () => {
+        const now = rgwSide.bytesIn() + sink.bytesIn();
+        if (now !== last) {
+          last = now;
+          sinceMs = Date.now();
+        }
+        return Date.now() - sinceMs >= 1_500 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'a quiet link' },
+    );
+  }
+
   /**
    * A foreground HTTP upload through the same link, racing our upload for FOREGROUND_MS; its
    * share of the link over the last MEASURE_FG_MS of that.
    */
   async function foregroundShare(yieldEnabled: boolean): Promise<number> {
-    const FOREGROUND_MS = 14_000;
-    const MEASURE_FG_MS = 8_000;
+    // Yield acts on what we have not yet written; what the socket already holds (hundreds of
+    // kB on this link) still drains at TCP's fair share. The share is measured after that. The
+    // greedy reference shares at once and needs no such wait.
+    const FOREGROUND_MS = yieldEnabled ? 18_000 : 10_000;
+    const MEASURE_FG_MS = yieldEnabled ? 8_000 : 6_000;
+    // A socket closed by the run before keeps sending what it holds: start on a quiet link.
+    await linkQuiet();
     const bucket = await createTestBucket(admin, yieldEnabled ? 'bwyield' : 'bwgreedy');
     const log = createMemoryLogger('debug');
     const policy = new BandwidthPolicy({
@@ -222,8 +247,10 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
       probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000),
     });
     await policy.start();
+    // The agent probes from its start, so the base round trip is measured on an idle link.
+    if (yieldEnabled) await waitFor(() => (policy.status().baseRttMs !== null ? true : undefined), { timeoutMs: 5_000, what: 'the first round-trip sample' });
     const store = storeVia(endpoint, bucket, policy);
-    const f = randomFile(`bg-${yieldEnabled}.bin`, 12 * MIB);
+    const f = randomFile(`bg-${yieldEnabled}.bin`, 16 * MIB);
     const background = store.putFile('bg.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }).catch(() => undefined);
     const fg = httpRequest({ host: link.nsAddress, port: SINK_PORT, method: 'PUT', path: '/fg', headers: { 'content-length': String(200 * MIB) } });
     fg.on('error', () => undefined);

@@ -31,6 +31,29 @@ export interface ShapedLink {
   close(): Promise<void>;
 }
 
+/**
+ * A relay to run inside the server namespace (`node -e NS_RELAY_SOURCE HOST PORT=SOCKET ...`):
+ * for each PORT it listens on HOST (the namespace's address) and forwards every connection to
+ * the unix SOCKET, which the test serves on the host. Unix sockets cross network namespaces
+ * (they live in the file system), so the host side needs no address but 127.0.0.1, and every
+ * byte between the two crosses the shaped link. Prints "ready" once listening.
+ */
+export const NS_RELAY_SOURCE = `
+const net = require('node:net');
+const [host, ...pairs] = process.argv.slice(1);
+let pending = pairs.length;
+for (const pair of pairs) {
+  const [port, socketPath] = pair.split('=');
+  net.createServer((client) => {
+    const upstream = net.connect(socketPath);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const close = () => { client.destroy(); upstream.destroy(); };
+    for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
+  }).listen(Number(port), host, () => { if (--pending === 0) process.stdout.write('ready\\n'); });
+}
+`;
+
 function run(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(args[0] as string, args.slice(1), { timeout: 15_000 }, (err, stdout, stderr) => {

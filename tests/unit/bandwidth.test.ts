@@ -343,7 +343,7 @@ describe('BandwidthPolicy', () => {
         return last;
       },
       tickMs: 20,
-      stallMs: 50,
+      resumeGraceMs: 50,
     });
     // A request is open (probing runs at the short interval while uploads are busy) but sends nothing.
     const stalled = await policy.begin({ key: 'part', sizeBytes: 1_000_000 });

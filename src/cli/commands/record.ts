@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ApiClient } from '../../api/client.js';
 import type { AgentStatus, QueueView, StartResult, StopResult } from '../../api/types.js';
-import type { Config } from '../../config/index.js';
+import type { ApiEndpoint } from '../../config/endpoint.js';
 import { describeError, isLecternError } from '../../util/errors.js';
 import { formatBytes, formatDuration } from '../../util/units.js';
 import type { CliIo } from '../io.js';
@@ -17,11 +17,11 @@ import type { CliIo } from '../io.js';
 /** Exit codes of these commands (the others are main.ts's: 1 usage or refused command, 2 configuration, 3 runtime). */
 export const EXIT_DAEMON_NOT_RUNNING = 4;
 
-export function registerRecordCommands(program: Command, io: CliIo, loadConfig: () => Config): void {
+export function registerRecordCommands(program: Command, io: CliIo, endpoint: () => Promise<ApiEndpoint>): void {
   const run = (json: boolean | undefined, action: (client: ApiClient) => Promise<void>) => async (): Promise<void> => {
     let client: ApiClient;
     try {
-      client = clientFor(loadConfig());
+      client = clientFor(await endpoint());
     } catch (err) {
       io.err(describeError(err));
       process.exitCode = 2;
@@ -130,8 +130,7 @@ export function registerRecordCommands(program: Command, io: CliIo, loadConfig: 
 }
 
 /** The daemon's address from the configuration: the unix socket when it exists, else TCP on loopback. */
-export function clientFor(config: Config): ApiClient {
-  const api = config.api;
+export function clientFor(api: ApiEndpoint): ApiClient {
   // A daemon listening on every address is still reached on loopback, where no token is needed.
   const host = api.host === '0.0.0.0' ? '127.0.0.1' : api.host === '::' ? '::1' : api.host;
   const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${api.port}`;
