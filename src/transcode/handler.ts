@@ -42,6 +42,8 @@ export interface TranscodeHandlerDeps {
   source: { name: string; role: 'presenter' | 'presentation' };
   /** Hands the built package on; must be idempotent per lecture. */
   enqueuePublish(lectureId: string): void;
+  /** The ProgressiveEncoder, when progressive packaging is on: it hands the lecture's chunks over. */
+  progressive?: { release(recordingId: string): Promise<void> };
 }
 
 export function parseTranscodePayload(payload: unknown): TranscodePayload {
@@ -63,6 +65,8 @@ export function createTranscodeHandler(deps: TranscodeHandlerDeps): JobHandler<T
       const pauseMs = failpointDelayMs('transcode.start');
       if (pauseMs > 0) await sleep(pauseMs, ctx.signal);
 
+      // Its chunk in progress is finished first: the packager continues from the chunks.
+      await deps.progressive?.release(recordingId);
       const segments: PackageSegment[] = deps.recordings
         .segments(recordingId)
         .filter((s) => s.source === deps.source.name)

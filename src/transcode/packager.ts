@@ -6,6 +6,7 @@ import {
   AUDIO_RENDITION_NAME,
   buildHlsAudioArgs,
   buildHlsVideoArgs,
+  buildPosterArgs,
   type HlsPackageSpec,
   type HlsRendition,
   type ThumbnailSpec,
@@ -32,6 +33,7 @@ import { measureLoudness } from './loudness.js';
 import { AAC_LC_CODEC, avcCodecFromInit, buildMasterPlaylist, measureRendition, type MasterAudio, type MasterVideoVariant } from './master.js';
 import { buildConcatList, FFMPEG_INIT_FILE, playlistDurationSeconds, rewriteInitReference } from './playlists.js';
 import { buildThumbnailsVtt, thumbnailSize } from './thumbnails.js';
+import { ChunkedVideo, progressiveDirFor, type ChunkParams } from './chunkedVideo.js';
 
 /**
  * Builds the HLS VOD package of one recording from its registered segments: a staging folder
@@ -89,6 +91,54 @@ export interface PackagerSettings {
   thumbnailIntervalSeconds: number;
   /** A hardware video encoder to try first; libx264 whenever it is absent or fails. */
   hardware?: { encoder: 'none' | 'vaapi' | 'qsv'; device: string };
+  /**
+   * Use the video chunks a ProgressiveEncoder made while the lecture was recorded (only the rest
+   * is encoded after Stop). Without usable chunks the video is encoded in one run as before.
+   */
+  progressive?: boolean;
+}
+
+/** The frame rate and ladder a recording is packaged with, from its first segment's video stream. */
+export function videoLadder(
+  settings: Pick<PackagerSettings, 'renditions'>,
+  video: { width?: number | undefined; height?: number | undefined; frameRate?: number | undefined },
+): { fps: number; renditions: readonly HlsRendition[] } {
+  // A camera that reports 0 or absurd rates gets the lecture-friendly default.
+  const fps = video.frameRate && video.frameRate >= 1 && video.frameRate <= 60 ? Math.round(video.frameRate) : 25;
+  // Never upscale: a rung taller than the source is dropped (at least the lowest one stays).
+  const sourceHeight = video.height ?? Number.MAX_SAFE_INTEGER;
+  const fitting = settings.renditions.filter((r) => r.height <= sourceHeight);
+  return { fps, renditions: fitting.length > 0 ? fitting : settings.renditions.slice(-1) };
+}
+
+/** The encoder of the ladder: the configured hardware one when its device exists, else libx264. */
+export async function chooseVideoEncoder(settings: Pick<PackagerSettings, 'hardware'>): Promise<{ encoder: VideoEncoder; missingDevice?: string }> {
+  const hw = settings.hardware;
+  if (!hw || hw.encoder === 'none') return { encoder: { kind: 'libx264' } };
+  try {
+    await access(hw.device);
+    return { encoder: { kind: hw.encoder, device: hw.device } };
+  } catch {
+    return { encoder: { kind: 'libx264' }, missingDevice: hw.device };
+  }
+}
+
+/** What progressive chunks are encoded with; equal parameters are the condition for reusing them. */
+export function chunkParamsFor(
+  settings: PackagerSettings,
+  video: { width?: number | undefined; height?: number | undefined; frameRate?: number | undefined },
+  encoder: VideoEncoder,
+): ChunkParams {
+  const { fps, renditions } = videoLadder(settings, video);
+  return {
+    renditions,
+    segmentSeconds: settings.hlsSegmentSeconds,
+    fps,
+    preset: settings.preset,
+    encoder,
+    thumbnail: { intervalSeconds: settings.thumbnailIntervalSeconds, ...thumbnailSize(video.width ?? 16, video.height ?? 9, THUMB_WIDTH) },
+    ...(video.width && video.height ? { sourceWidth: video.width, sourceHeight: video.height } : {}),
+  };
 }
 
 // 5x5 sheets of 160 px wide tiles: about 30 KiB a sheet, four minutes of lecture each at 10 s.
@@ -122,6 +172,7 @@ export class Packager {
     const existing = await readExistingManifest(dirs.finalDir);
     if (existing) {
       this.#log.info(`package for ${input.lectureId} already built; reusing it`);
+      await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
       return { dir: dirs.finalDir, manifest: existing };
     }
     if (input.segments.length === 0) throw new LecternError('RECORDING_EMPTY', `recording ${input.lectureId} has no segments to package`);
@@ -135,12 +186,7 @@ export class Packager {
     const video = first.streams.find((s) => s.codecType === 'video');
     if (!video) throw new LecternError('TRANSCODE_FAILED', `recording ${input.lectureId} has no video stream`);
     const hasAudio = first.streams.some((s) => s.codecType === 'audio');
-    // A camera that reports 0 or absurd rates gets the lecture-friendly default.
-    const fps = video.frameRate && video.frameRate >= 1 && video.frameRate <= 60 ? Math.round(video.frameRate) : 25;
-    // Never upscale: a rung taller than the source is dropped (at least the lowest one stays).
-    const sourceHeight = video.height ?? Number.MAX_SAFE_INTEGER;
-    const fitting = this.#settings.renditions.filter((r) => r.height <= sourceHeight);
-    const renditions = fitting.length > 0 ? fitting : this.#settings.renditions.slice(-1);
+    const { fps, renditions } = videoLadder(this.#settings, video);
 
     const concatPath = path.join(stagingDir, 'source.ffconcat');
     await writeFile(concatPath, buildConcatList(segments));
@@ -174,7 +220,10 @@ export class Packager {
       poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
       ...(video.width && video.height ? { sourceWidth: video.width, sourceHeight: video.height } : {}),
     };
-    const videoJob = this.#encodeVideo(videoSpec, input.lectureId, stagingDir, common).then(() => this.#now());
+    const chunks = this.#settings.progressive ? await this.#usableChunks(input.lectureId, dirs.finalDir, video, segments) : undefined;
+    const videoJob = (chunks ? this.#finishChunks(chunks, videoSpec, segments, input.lectureId, stagingDir, common) : this.#encodeVideo(videoSpec, input.lectureId, stagingDir, common)).then(() =>
+      this.#now(),
+    );
     const audioJob = hasAudio
       ? (async () => {
           const loudness = await measureLoudness({ concatPath, lectureId: input.lectureId, ...common });
@@ -251,11 +300,14 @@ export class Packager {
     await writeFile(path.join(stagingDir, MANIFEST_FILE_NAME), serializeJson(manifest), { mode: 0o644 });
     await rm(dirs.finalDir, { recursive: true, force: true });
     await rename(stagingDir, dirs.finalDir);
+    // Only now: until the package is in place, a crash must find the chunks again.
+    await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
     this.#log.info(`package for ${input.lectureId} built`, {
       durationSeconds: manifest.durationSeconds,
       renditions: renditionInfo.map((r) => r.name).join(','),
       // Where the time went, so a slow classroom PC can be diagnosed from its journal.
       videoSeconds: round3((videoDoneMs - startedMs) / 1000),
+      progressiveChunks: chunks?.chunkCount ?? 0,
       audioSeconds: audio ? round3((audio.doneMs - startedMs) / 1000) : 0,
       checkSeconds: round3((this.#now() - encodedMs) / 1000),
       realTimeFactor: round3(recordedSeconds / Math.max((this.#now() - startedMs) / 1000, 0.001)),
@@ -295,6 +347,82 @@ export class Packager {
       await rm(path.join(stagingDir, 'poster.jpg'), { force: true });
       for (const f of await readdir(path.join(stagingDir, 'thumbs'))) await rm(path.join(stagingDir, 'thumbs', f), { force: true });
       await run(software);
+    }
+  }
+
+  /**
+   * The chunks a ProgressiveEncoder left for this lecture, if they fit this build: the same
+   * parameters and read from the first of these segments, unchanged. Otherwise undefined (the
+   * video is encoded in one run) and the folder is cleared.
+   */
+  async #usableChunks(
+    lectureId: string,
+    finalDir: string,
+    video: { width?: number | undefined; height?: number | undefined; frameRate?: number | undefined },
+    segments: readonly PackageSegment[],
+  ): Promise<ChunkedVideo | undefined> {
+    const dir = progressiveDirFor(finalDir);
+    try {
+      await access(dir);
+    } catch {
+      return undefined;
+    }
+    // An encoder of a killed agent must not write into chunks this build uses.
+    await stopOrphans(dir, { logger: this.#log, graceMs: 5_000 });
+    const { encoder } = await chooseVideoEncoder(this.#settings);
+    const chunks = await ChunkedVideo.open(dir, chunkParamsFor(this.#settings, video, encoder), { logger: this.#log, niceness: this.#settings.niceness });
+    if (chunks.chunkCount === 0) return undefined;
+    if (!chunks.fits(segments)) {
+      this.#log.warn(`the progressive chunks of ${lectureId} were encoded from segments that changed since; encoding its video in one run instead`);
+      await chunks.reset();
+      return undefined;
+    }
+    return chunks;
+  }
+
+  /**
+   * Progressive path: encode what the chunks do not cover yet, put them into the staging folder
+   * and draw the poster from the recorded segment holding its moment. Should any of it fail, the
+   * video is encoded in one run instead: the chunks save time, they never decide the outcome.
+   */
+  async #finishChunks(
+    chunks: ChunkedVideo,
+    spec: HlsPackageSpec,
+    segments: readonly PackageSegment[],
+    lectureId: string,
+    stagingDir: string,
+    common: { logger: Logger; niceness: number; signal: AbortSignal },
+  ): Promise<void> {
+    try {
+      const encodedBefore = chunks.doneSeconds;
+      await chunks.encodeNext(segments, { final: true, minSeconds: 0, label: `package ${lectureId}`, signal: common.signal });
+      await chunks.assemble(stagingDir, { columns: THUMB_COLUMNS, rows: THUMB_ROWS }, common.signal);
+      if (spec.poster) {
+        let offset = 0;
+        const at = spec.poster.atSeconds;
+        const holder = segments.find((s) => {
+          const inside = at < offset + s.durationSeconds;
+          if (!inside) offset += s.durationSeconds;
+          return inside;
+        }) ?? segments.at(-1);
+        if (!holder) throw new LecternError('INTERNAL', 'no segment for the poster');
+        await runFfmpeg({
+          ...common,
+          label: `poster ${lectureId}`,
+          args: buildPosterArgs({ inputPath: holder.path, atSeconds: round3(Math.max(0, Math.min(at - offset, holder.durationSeconds - 0.1))), height: spec.poster.height, path: spec.poster.path }),
+        });
+      }
+      this.#log.info(`video of ${lectureId} from ${chunks.chunkCount} progressive chunks (${round3(encodedBefore)} s encoded while recording)`);
+    } catch (err) {
+      if (common.signal.aborted) throw err;
+      this.#log.warn(`the progressive chunks of ${lectureId} could not be finished (${describeError(err).split('\n')[0] ?? ''}); encoding its video in one run instead`);
+      for (const r of spec.renditions) await rm(path.join(spec.hlsDir, r.name), { recursive: true, force: true });
+      await rm(path.join(stagingDir, 'poster.jpg'), { force: true });
+      await rm(path.join(stagingDir, '.tiles'), { recursive: true, force: true });
+      await rm(path.join(stagingDir, 'thumbs'), { recursive: true, force: true });
+      await mkdir(path.join(stagingDir, 'thumbs'), { mode: 0o755 });
+      await chunks.reset();
+      await this.#encodeVideo(spec, lectureId, stagingDir, common);
     }
   }
 
