@@ -252,6 +252,7 @@ export const configSchema = z
           .default('none')
           .describe('hardware video encoder to try first (falls back to libx264, with a warning, when absent or failing)'),
         hardwareDevice: z.string().min(1).default('/dev/dri/renderD128').describe('DRM render node of the hardware encoder'),
+        progressive: z.boolean().default(true).describe('encode the video ladder in chunks while the lecture is recorded, so the package is ready soon after Stop'),
       })
       .prefault({})
       .describe('the HLS package'),

@@ -148,6 +148,11 @@ function inputArgs(input: CaptureInput, keyFramesOnly: boolean): string[] {
         // Cameras send broken or missing timestamps after a reboot; regenerate what is missing.
         '-fflags', '+genpts+discardcorrupt',
         '-thread_queue_size', '1024',
+        // The stream's description comes with the RTSP session (SDP); a second of probing is
+        // enough. With the default 5 s and key-frame-only decoding, the first segment began
+        // 5.5 s after connecting (measured; 1.8 s with this), and a run stopped before that left
+        // nothing at all.
+        '-analyzeduration', '1000000',
         // The monitor decodes key frames only: a frozen or black picture shows just as well at a
         // camera's GOP (1-4 s), and decoding every frame of a 1080p stream would cost a small PC
         // far more than the stream copy itself (measured in bench/capture.ts). The copy into the

@@ -281,7 +281,7 @@ export class Packager {
       source: { ...input.source, segments: segments.length, recordedSeconds: round3(recordedSeconds) },
       master: 'hls/master.m3u8',
       renditions: renditionInfo,
-      gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs),
+      gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs, input.startedAtMs),
       pauses: computePauses(pauses, input.runs, segments, input.endedAtMs),
       loudness: audio?.loudness.manifest ?? null,
       poster: 'poster.jpg',
@@ -578,9 +578,17 @@ export function computeGaps(
   segments: readonly PackageSegment[],
   pauses: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }> = [],
   endedAtMs = Number.MAX_SAFE_INTEGER,
+  startedAtMs?: number,
 ): ManifestGap[] {
   const gaps: ManifestGap[] = [];
   const sorted = [...runs].sort((a, b) => a.run - b.run);
+  const first = sorted[0];
+  // Before the first frame: connecting to a camera takes a second or two, which is not a loss; a
+  // camera that was away, or an agent killed and restarted before any segment closed, is.
+  if (first && startedAtMs !== undefined) {
+    const lostMs = first.startedAtMs - startedAtMs - overlapMs(startedAtMs, first.startedAtMs, pauses, endedAtMs);
+    if (lostMs > LEADING_GAP_MIN_MS) gaps.push({ atSeconds: 0, durationSeconds: round3(lostMs / 1000), reason: 'no media from the source yet' });
+  }
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1];
     const next = sorted[i];
@@ -596,8 +604,23 @@ export function computeGaps(
       reason: prev.endReason ?? 'unknown',
     });
   }
+  // After the last frame: the source was lost and had not come back when the recording ended.
+  const last = sorted.at(-1);
+  if (last && endedAtMs !== Number.MAX_SAFE_INTEGER && last.endReason !== PAUSED_RUN_END_REASON) {
+    const lastEnd = last.endedAtMs ?? last.startedAtMs;
+    const lostMs = endedAtMs - lastEnd - overlapMs(lastEnd, endedAtMs, pauses, endedAtMs);
+    if (lostMs > TRAILING_GAP_MIN_MS) {
+      gaps.push({ atSeconds: round3(segments.reduce((sum, s) => sum + s.durationSeconds, 0)), durationSeconds: round3(lostMs / 1000), reason: last.endReason ?? 'unknown' });
+    }
+  }
   return gaps;
 }
+
+// A camera's first frame normally comes 1-3 s after the start (connecting, waiting for a key
+// frame); only a longer wait is reported as lost time.
+const LEADING_GAP_MIN_MS = 5_000;
+// A recording's last run ends when the recording does (the stop ladder); a second more is a loss.
+const TRAILING_GAP_MIN_MS = 1_000;
 
 /** The pauses, each at the media recorded before it; one still open when the recording ended lasts to its end. */
 export function computePauses(

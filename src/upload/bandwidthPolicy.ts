@@ -93,15 +93,6 @@ interface Active {
   controller: AbortController;
 }
 
-/**
- * Uploads stopped with the agent. Coded like an aborted connection (ECONNABORTED), which the
- * store retries later: a multipart upload cut short by a shutdown must stay open to resume.
- */
-export class UploadsStoppedError extends Error {
-  override readonly name = 'UploadsStopped';
-  readonly code = 'ECONNABORTED';
-}
-
 /** Probes while idle: enough to keep the base round trip fresh without bothering the server. */
 const IDLE_PROBE_MS = 30_000;
 /** Probe failures in a row before the link counts as down. */
@@ -155,14 +146,19 @@ export class BandwidthPolicy implements BodyThrottle {
     if (this.#o.probe) this.#scheduleProbe(0);
   }
 
+  /**
+   * Stops shaping: whatever is still being sent while the agent shuts down (the worker lets the
+   * current file finish) goes at full speed, and nothing waits on a gate nobody will open. The
+   * worker stops its jobs itself; failing their requests here would only make the store retry.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#tickTimer) clearInterval(this.#tickTimer);
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     this.#probeAbort?.abort();
-    const reason = new LecternError('INTERNAL', 'the bandwidth policy stopped');
-    this.#bucket.close(reason);
-    for (const a of this.#active) a.controller.abort(reason);
+    this.#paused = null;
+    this.#linkDown = false;
+    this.#bucket.setRate(UNCAPPED);
     this.#wakeAll();
   }
 
@@ -173,8 +169,7 @@ export class BandwidthPolicy implements BodyThrottle {
     this.#probeSoon();
     const linkWaitUntil = this.#mono() + (this.#o.linkWaitMs ?? 60_000);
     for (;;) {
-      // Retryable, like a reset: a multipart upload interrupted by shutdown stays open to resume.
-      if (this.#stopped) throw new UploadsStoppedError(`uploads stopped (shutting down) before "${request.key}" was sent`);
+      if (this.#stopped) break;
       const waitForLink = this.#linkDown && this.#mono() < linkWaitUntil;
       if (!this.#paused && !waitForLink) break;
       await this.#changed(waitForLink ? 1_000 : undefined);
@@ -358,7 +353,8 @@ export class BandwidthPolicy implements BodyThrottle {
         resolve();
       };
       if (maxMs !== undefined) timer = setTimeout(done, maxMs);
-      this.#wake.push(done);
+      if (this.#stopped) done();
+    else this.#wake.push(done);
     });
   }
 

@@ -29,9 +29,14 @@ export interface YieldSettings {
   decreaseFactor: number;
   /** The base is the minimum over this long (LEDBAT keeps about ten minutes of history). */
   baseWindowMs: number;
+  /**
+   * The current delay is the minimum of this many last samples (LEDBAT's current-delay filter):
+   * one late packet or a busy moment of the CPU is no queue; a queue shows in every sample.
+   */
+  currentFilter: number;
 }
 
-export const DEFAULT_YIELD: YieldSettings = { thresholdMs: 100, minThresholdMs: 25, minBytesPerSecond: 8_000, decreaseFactor: 0.5, baseWindowMs: 10 * 60_000 };
+export const DEFAULT_YIELD: YieldSettings = { thresholdMs: 100, minThresholdMs: 25, minBytesPerSecond: 8_000, decreaseFactor: 0.5, baseWindowMs: 10 * 60_000, currentFilter: 2 };
 
 /** One minute per bucket of base history, as in LEDBAT: a minimum that forgets slowly. */
 const BASE_BUCKET_MS = 60_000;
@@ -47,6 +52,7 @@ export interface YieldState {
 export class DelayYield {
   readonly #s: YieldSettings;
   readonly #history: { startMs: number; minMs: number }[] = [];
+  readonly #recent: number[] = [];
   #cap = UNCAPPED;
   #last: number | null = null;
   #peakRate = 0;
@@ -75,9 +81,11 @@ export class DelayYield {
   onSample(rttMs: number, nowMs: number, sendingBytesPerSecond: number, ceilingBytesPerSecond: number): void {
     this.#last = rttMs;
     this.#remember(rttMs, nowMs);
+    this.#recent.push(rttMs);
+    while (this.#recent.length > Math.max(1, this.#s.currentFilter)) this.#recent.shift();
     this.#peakRate = Math.max(this.#peakRate, sendingBytesPerSecond);
     const base = this.baseRttMs ?? rttMs;
-    const queueingMs = rttMs - base;
+    const queueingMs = Math.min(...this.#recent) - base;
     const floor = this.#s.minBytesPerSecond;
     const thresholdMs = Math.max(this.#s.minThresholdMs, Math.min(this.#s.thresholdMs, base));
     if (queueingMs > thresholdMs) {

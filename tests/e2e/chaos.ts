@@ -35,7 +35,9 @@ import { REPO_ROOT, runLectern } from './lectern.js';
  * - a kill may cost at most the time from the kill until the restarted daemon's API answers
  *   (which includes systemd's 2 s restart delay) + 5 s;
  * - a lecture starts at most START_LATE_MS after its slot (plus a kill's outage when one falls on
- *   the start), and ends within END_SLACK_MS of its slot's end.
+ *   the start), and ends within END_SLACK_MS of its slot's end;
+ * - between its start and end, recorded media plus listed gaps cover all but
+ *   UNACCOUNTED_SLACK_SECONDS of the lecture: nothing goes missing without a gap saying so.
  */
 
 export interface ChaosRunOptions {
@@ -92,6 +94,9 @@ export interface ChaosReport {
 }
 
 const GAP_SLACK_MS = 5_000;
+// Media time and wall time differ a little at a run's start and end (camera connect, the last
+// segment's rounding): seen at most 0.4 s per lecture here.
+const UNACCOUNTED_SLACK_SECONDS = 2;
 const START_LATE_MS = 5_000;
 const END_SLACK_MS = 5_000;
 // A gap's wall-clock position is rebuilt from media time, so it is only known to a few seconds.
@@ -507,6 +512,16 @@ async function verifyLecture(
     const atStart = overlapping(exp.slotStartMs, exp.slotStartMs).reduce((sum, c) => sum + costMs(c), 0);
     if (startedAtMs - exp.slotStartMs > START_LATE_MS + atStart) problems.push(`started ${result.startLateSeconds.toFixed(1)} s after its slot (bound ${(START_LATE_MS + atStart) / 1000} s)`);
     if (Math.abs(endedAtMs - exp.slotEndMs) > END_SLACK_MS) problems.push(`ended ${result.endDeltaSeconds.toFixed(1)} s from its slot's end (bound ±${END_SLACK_MS / 1000} s)`);
+  }
+  // Every second between the lecture's start and end is either media or a listed gap: time that
+  // is neither is lost without a trace (a player would show a shorter lecture and no gap).
+  const gapsSeconds = manifest.gaps.reduce((sum, g) => sum + g.durationSeconds, 0);
+  const unaccountedSeconds = (endedAtMs - startedAtMs) / 1000 - manifest.source.recordedSeconds - gapsSeconds;
+  if (unaccountedSeconds > UNACCOUNTED_SLACK_SECONDS) {
+    const lost = manifest.alerts.filter((a) => a.kind === 'source_lost').map((a) => `${a.startedAt.slice(11, 19)}: ${a.message}`);
+    problems.push(
+      `LOSS: ${unaccountedSeconds.toFixed(1)} s of ${((endedAtMs - startedAtMs) / 1000).toFixed(1)} s neither recorded nor listed as a gap (recorded ${manifest.source.recordedSeconds} s, gaps ${gapsSeconds.toFixed(1)} s; source_lost alerts: ${lost.join(' | ') || 'none'})`,
+    );
   }
   // Each gap: where in wall time, which faults explain it, and whether it stays in their bound.
   let priorGapsSeconds = 0;

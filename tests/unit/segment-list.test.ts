@@ -34,4 +34,20 @@ describe('computeGaps', () => {
   it('reports no gap for a single run', () => {
     expect(computeGaps([{ run: 1, startedAtMs: 0, endedAtMs: 5, endReason: 'stopped' }], [])).toEqual([]);
   });
+
+  it('reports the time before the first frame and after the last one as gaps when they are long', () => {
+    const segments = [{ path: 'a', sha256: '', bytes: 1, durationSeconds: 20, run: 3 }];
+    // The agent was killed twice before any segment closed: media began 9 s after the start.
+    const late = [{ run: 3, startedAtMs: 109_000, endedAtMs: 129_000, endReason: 'stopped by request' }];
+    expect(computeGaps(late, segments, [], 129_000, 100_000)).toEqual([{ atSeconds: 0, durationSeconds: 9, reason: 'no media from the source yet' }]);
+    // A usual start (the first frame 2 s in) and a stop that ends the run: nothing lost.
+    const usual = [{ run: 1, startedAtMs: 102_000, endedAtMs: 122_000, endReason: 'stopped by request' }];
+    expect(computeGaps(usual, segments.map((x) => ({ ...x, run: 1 })), [], 122_000, 100_000)).toEqual([]);
+    // The camera was lost 6 s before the stop and never came back.
+    const lost = [{ run: 1, startedAtMs: 100_500, endedAtMs: 120_500, endReason: 'camera lost' }];
+    expect(computeGaps(lost, segments.map((x) => ({ ...x, run: 1 })), [], 126_500, 100_000)).toEqual([{ atSeconds: 20, durationSeconds: 6, reason: 'camera lost' }]);
+    // ...unless that time was a pause that lasted to the stop.
+    const paused = [{ run: 1, startedAtMs: 100_500, endedAtMs: 120_500, endReason: 'paused' }];
+    expect(computeGaps(paused, segments.map((x) => ({ ...x, run: 1 })), [{ startedAtMs: 120_500, endedAtMs: null }], 126_500, 100_000)).toEqual([]);
+  });
 });
