@@ -11,7 +11,8 @@ import { DiskGuard } from '../storage/diskSpace.js';
 import { LocalLayout } from '../storage/localLayout.js';
 import type { Store } from '../storage/store.js';
 import { createTranscodeHandler, TRANSCODE_JOB } from '../transcode/handler.js';
-import { Packager } from '../transcode/packager.js';
+import { Packager, type PackagerSettings } from '../transcode/packager.js';
+import { ProgressiveEncoder } from '../transcode/progressive.js';
 import { createPublishHandler, PUBLISH_JOB } from '../upload/publishHandler.js';
 import { describeError } from '../util/errors.js';
 import { createApiBackend, createApiServer } from './apiBackend.js';
@@ -21,6 +22,8 @@ import type { ApiServer } from '../api/server.js';
 import { freeDiskBytes } from '../storage/diskSpace.js';
 import { createStore, describeStoreLocation } from './store.js';
 import { createTimetable } from './timetable.js';
+import { BandwidthPolicy } from '../upload/bandwidthPolicy.js';
+import { endpointAddress, tcpConnectProbe } from '../upload/yield.js';
 import { PublishProgressRepo } from '../db/publishProgress.js';
 import { RetentionRepo } from '../db/retention.js';
 import { Retention } from '../storage/retention.js';
@@ -104,7 +107,37 @@ export class Agent {
       maxAttempts: config.queue.maxAttempts,
       backoff: { baseMs: config.queue.backoffBaseMs, capMs: config.queue.backoffCapMs, jitter: 0.5 },
     });
-    const store = await createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot, db });
+    // DESIGN §4: one bandwidth policy for the agent (S3 only; a folder store needs none).
+    const recordingRef: { controller?: RecordingController } = {};
+    let backlogBytes: number | null = null;
+    let backlogAtMs = 0;
+    const storageConf = config.storage;
+    const probeAt = storageConf.kind === 's3' ? endpointAddress(storageConf.endpoint, storageConf.region) : undefined;
+    const bandwidth = probeAt
+      ? new BandwidthPolicy({
+          settings: config.upload,
+          logger,
+          isRecording: () => (recordingRef.controller?.status().state ?? 'idle') !== 'idle',
+          probe: tcpConnectProbe(probeAt.host, probeAt.port),
+          pendingBytes: () => {
+            // Summed from the waiting lectures' manifests at most every 10 s (an upper bound:
+            // what is already sent is not subtracted).
+            if (Date.now() - backlogAtMs > 10_000) {
+              backlogAtMs = Date.now();
+              void packagedBytesWaiting(publishJobLectureIds(queue), (id) => path.join(layout.packageDir(id), MANIFEST_FILE_NAME)).then(
+                (b) => (backlogBytes = b),
+                () => undefined,
+              );
+            }
+            return backlogBytes;
+          },
+        })
+      : undefined;
+    if (bandwidth) {
+      await bandwidth.start();
+      this.#started.push({ name: 'bandwidth policy', stop: () => bandwidth.stop() });
+    }
+    const store = await createStore(config, { logger, env, defaultRoot: layout.storeDefaultRoot, db, ...(bandwidth ? { throttle: bandwidth } : {}) });
     await store.start();
     this.#started.push({ name: 'store', stop: () => store.stop() });
 
@@ -116,23 +149,27 @@ export class Agent {
     await checkCameras(sources, AbortSignal.timeout(30_000));
     const presenter = sources.find((s) => s.role === 'presenter') ?? sources[0];
     if (!presenter) throw new Error('no source configured');
+    const packagerSettings: PackagerSettings = {
+      renditions: config.transcode.renditions,
+      hlsSegmentSeconds: config.transcode.hlsSegmentSeconds,
+      audioBitrateKbps: config.transcode.audioBitrateKbps,
+      preset: config.transcode.preset,
+      niceness: config.transcode.niceness,
+      probeTimeoutMs: PROBE_TIMEOUT_MS,
+      durationToleranceSeconds: DURATION_TOLERANCE_SECONDS,
+      thumbnailIntervalSeconds: THUMBNAIL_INTERVAL_SECONDS,
+      hardware: { encoder: config.transcode.hardwareEncoder, device: config.transcode.hardwareDevice },
+      progressive: config.transcode.progressive,
+    };
+    // Encodes the video ladder while the lecture is recorded, so the package is ready soon after Stop.
+    const progressive = config.transcode.progressive
+      ? new ProgressiveEncoder({ recordings, dataDir: config.agent.dataDir, sourceName: presenter.name, packageDir: (id) => layout.packageDir(id), settings: packagerSettings, logger })
+      : undefined;
     worker.register(
       createTranscodeHandler({
         recordings,
-        packager: new Packager({
-          settings: {
-            renditions: config.transcode.renditions,
-            hlsSegmentSeconds: config.transcode.hlsSegmentSeconds,
-            audioBitrateKbps: config.transcode.audioBitrateKbps,
-            preset: config.transcode.preset,
-            niceness: config.transcode.niceness,
-            probeTimeoutMs: PROBE_TIMEOUT_MS,
-            durationToleranceSeconds: DURATION_TOLERANCE_SECONDS,
-            thumbnailIntervalSeconds: THUMBNAIL_INTERVAL_SECONDS,
-            hardware: { encoder: config.transcode.hardwareEncoder, device: config.transcode.hardwareDevice },
-          },
-          logger,
-        }),
+        packager: new Packager({ settings: packagerSettings, logger }),
+        ...(progressive ? { progressive } : {}),
         dataDir: config.agent.dataDir,
         packageDirs: (id) => ({ stagingDir: layout.packageStagingDir(id), finalDir: layout.packageDir(id) }),
         identity: { agentId: config.agent.id, version: this.#o.version, site: config.agent.site, room: config.agent.room },
@@ -145,7 +182,14 @@ export class Agent {
     );
     const publishProgress = new PublishProgressRepo(db);
     worker.register(
-      createPublishHandler({ store, storePrefix: config.storage.prefix, packageDir: (id) => layout.packageDir(id), onProgress: (id, p) => publishProgress.set(id, p) }),
+      createPublishHandler({
+        store,
+        storePrefix: config.storage.prefix,
+        packageDir: (id) => layout.packageDir(id),
+        onProgress: (id, p) => publishProgress.set(id, p),
+        // A publish that would only wait for the recording to end gives the worker back to packaging.
+        ...(bandwidth ? { uploadsPaused: () => bandwidth.status().pausedReason != null } : {}),
+      }),
     );
 
     const settings: CaptureSettings = {
@@ -178,6 +222,7 @@ export class Agent {
       logger,
       onFinished: enqueueTranscode,
     });
+    recordingRef.controller = controller;
 
     const status = new StatusAggregator({
       identity: { id: config.agent.id, site: config.agent.site, room: config.agent.room, version: this.#o.version },
@@ -188,6 +233,7 @@ export class Agent {
       freeDiskBytes: () => freeDiskBytes(config.agent.dataDir),
       disk: { minFreeBytes: config.capture.minFreeDiskBytes, stopFreeBytes: config.capture.stopFreeDiskBytes },
       kioskPinRequired: config.api.kioskPinFile !== undefined,
+      ...(bandwidth ? { uploadPolicy: () => bandwidth.status() } : {}),
       next: () => {
         const [slot] = this.#parts?.scheduler?.upcoming(1) ?? [];
         return slot ? { title: slot.title, course: slot.course, startsAtMs: slot.startMs, endsAtMs: slot.endMs } : null;
@@ -208,6 +254,11 @@ export class Agent {
     await worker.start();
     this.#started.push({ name: 'worker', stop: () => worker.stop() });
     this.#started.push({ name: 'recording controller', stop: () => controller.stop() });
+    if (progressive) {
+      // Stopped before the controller and the worker.
+      progressive.start();
+      this.#started.push({ name: 'progressive encoder', stop: () => progressive.stop() });
+    }
     if (this.#o.roomDuties) {
       // After the controller: a lecture resumed after a restart is already live when the
       // timetable looks at the slot in progress.
@@ -261,14 +312,7 @@ export class Agent {
         intervalMs: config.heartbeat.intervalMs,
         logger,
         versions: () => readHeartbeatVersions(this.#o.version),
-        pendingBytes: () =>
-          packagedBytesWaiting(
-            [...queue.list({ kind: PUBLISH_JOB, state: 'queued' }), ...queue.list({ kind: PUBLISH_JOB, state: 'running' })].flatMap((job) => {
-              const id = (job.payload as { lectureId?: unknown } | null)?.lectureId;
-              return typeof id === 'string' ? [id] : [];
-            }),
-            (id) => path.join(layout.packageDir(id), MANIFEST_FILE_NAME),
-          ),
+        pendingBytes: () => packagedBytesWaiting(publishJobLectureIds(queue), (id) => path.join(layout.packageDir(id), MANIFEST_FILE_NAME)),
         lastError: () => newestJobError(queue.list({ limit: 200 })),
       });
       await heartbeat.start();
@@ -301,4 +345,12 @@ export class Agent {
   describeLocation(prefix: string): string {
     return describeStoreLocation(this.#o.config, prefix);
   }
+}
+
+/** The lectures whose publish job is waiting or running. */
+function publishJobLectureIds(queue: JobQueue): string[] {
+  return [...queue.list({ kind: PUBLISH_JOB, state: 'queued' }), ...queue.list({ kind: PUBLISH_JOB, state: 'running' })].flatMap((job) => {
+    const id = (job.payload as { lectureId?: unknown } | null)?.lectureId;
+    return typeof id === 'string' ? [id] : [];
+  });
 }

@@ -39,7 +39,12 @@ export interface PublishHandlerDeps {
   packageDir(lectureId: string): string;
   /** After each confirmed file; `lectern uploads` reads what the agent stores from it. */
   onProgress?(lectureId: string, progress: PublishProgress): void;
+  /** True while the bandwidth policy holds uploads (a recording runs, a paused window). */
+  uploadsPaused?(): boolean;
 }
+
+/** How long a publish steps aside while uploads are paused, without spending an attempt. */
+export const PAUSED_RETRY_MS = 60_000;
 
 export interface PublishJobResult {
   lecturePrefix: string;
@@ -62,6 +67,8 @@ export function createPublishHandler(deps: PublishHandlerDeps): JobHandler<Publi
     kind: PUBLISH_JOB,
     parse: parsePublishPayload,
     async run({ lectureId }, ctx) {
+      // The worker runs one job at a time: a publish that could only wait would hold up packaging.
+      if (deps.uploadsPaused?.()) return { type: 'retryAfter', delayMs: PAUSED_RETRY_MS, reason: 'uploads wait (a recording runs, or a paused window)' };
       const dir = deps.packageDir(lectureId);
       let manifestJson: string;
       try {

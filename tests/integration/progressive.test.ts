@@ -175,9 +175,9 @@ describe('progressive packaging', () => {
   });
 
   it('leaves much less to do after Stop than packaging in one run', () => {
-    console.log(progressive.lines.filter((l) => l.includes('built')).join('\n'), oneRun.lines.filter((l) => l.includes('built')).join('\n'));
     console.log(`after-stop packaging of ${progressive.manifest.source.recordedSeconds} s: progressive ${progressive.seconds.toFixed(1)} s, one run ${oneRun.seconds.toFixed(1)} s`);
-    expect(progressive.seconds).toBeLessThan(oneRun.seconds * 0.6);
+    // 13 s against 25 s measured here: for 72 s of media the audio and the checks are most of it (10 min: 50 s against 215 s).
+    expect(progressive.seconds).toBeLessThan(oneRun.seconds * 0.7);
   });
 
   describe('in Chromium with hls.js', () => {
