@@ -166,6 +166,20 @@ const s3Storage = z
 
 export const storageSchema = z.discriminatedUnion('kind', [fileStorage, s3Storage]);
 
+/** An IANA time zone name this system knows (checked with Intl). */
+function timeZone() {
+  return z.string().refine(
+    (tz) => {
+      try {
+        return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone.length > 0;
+      } catch {
+        return false;
+      }
+    },
+    { error: (iss) => `must be an IANA time zone such as Europe/Berlin, got ${describeValue(iss.input)}` },
+  );
+}
+
 export const configSchema = z
   .strictObject({
     agent: z
@@ -294,18 +308,7 @@ export const configSchema = z
           )
           .default([])
           .describe('times with their own cap, first match wins, e.g. "Mon-Fri 07:00-18:00 1 Mbit/s" and "18:00-07:00 unlimited" (days are optional)'),
-        timeZone: z
-          .string()
-          .refine(
-            (tz) => {
-              try {
-                return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone.length > 0;
-              } catch {
-                return false;
-              }
-            },
-            { error: (iss) => `must be an IANA time zone such as Europe/Berlin, got ${describeValue(iss.input)}` },
-          )
+        timeZone: timeZone()
           .optional()
           .describe('zone of the window times, e.g. Europe/Berlin (default: the system zone)'),
         pauseWhileRecording: z.boolean().default(true).describe('no new uploads while a recording runs, so the camera streams keep the network'),
@@ -337,18 +340,7 @@ export const configSchema = z
           .refine((v) => !/^https?:\/\/[^/]*@/i.test(v), { message: 'must not contain a user name or password' })
           .describe('the timetable: none, a local .ics or .yaml file, or the http(s):// URL of an ICS calendar (kept on disk for offline use)'),
         refreshIntervalMs: int(10_000, 86_400_000).default(300_000).describe('how often the timetable is read or fetched again; a changed local file is read at once'),
-        timeZone: z
-          .string()
-          .refine(
-            (tz) => {
-              try {
-                return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone.length > 0;
-              } catch {
-                return false;
-              }
-            },
-            { error: (iss) => `must be an IANA time zone such as Europe/Berlin, got ${describeValue(iss.input)}` },
-          )
+        timeZone: timeZone()
           .optional()
           .describe('zone of timetable times written without one, e.g. Europe/Berlin (default: the system zone)'),
         cacheDir: z.string().min(1).optional().describe('where a fetched timetable is kept (default: <dataDir>/schedule)'),

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCaptureSources, checkCameras, OnvifCaptureSource } from '../../src/agent/sources.js';
 import { RecordingController } from '../../src/capture/recordingController.js';
 import { configSchema, type Config } from '../../src/config/index.js';
-import { closeDatabase, openDatabase } from '../../src/db/index.js';
+import { closeDatabase, openDatabase, type Db } from '../../src/db/index.js';
 import { RecordingRepo } from '../../src/db/recordings.js';
 import { createMemoryLogger } from '../../src/log/logger.js';
 import { LecternError } from '../../src/util/errors.js';
@@ -68,6 +68,29 @@ afterAll(async () => {
   expect(lines.filter((l) => l.includes(PASSWORD) || l.includes(encodeURIComponent(PASSWORD)))).toEqual([]);
 });
 
+/** The agent's capture of this camera: its sources, a real SQLite file, quick restarts. */
+function controllerFor(cfg: Config, dbName: string): { db: Db; controller: RecordingController } {
+  const db = openDatabase(path.join(tmp.dir, dbName), { logger });
+  const controller = new RecordingController({
+    sources: buildCaptureSources(cfg, { CAM_PW: PASSWORD }, logger),
+    settings: {
+      segmentSeconds: 2,
+      format: 'mpegts',
+      stallTimeoutMs: 10_000,
+      stopQuitGraceMs: 2_000,
+      stopInterruptGraceMs: 2_000,
+      restartBackoff: { baseMs: 100, capMs: 200, jitter: 0 },
+      stableRunMs: 60_000,
+    },
+    store: new RecordingRepo(db),
+    dirs: { dataDir: tmp.dir, sourceRunDir: (id, name, run) => path.join(tmp.dir, 'recordings', id, name, `run-${run}`) },
+    disk: { check: async () => undefined },
+    logger,
+    onFinished: () => undefined,
+  });
+  return { db, controller };
+}
+
 describe('an onvif source', () => {
   it('is checked at agent start without moving the camera', async () => {
     const source = onvifSource(config(sim.address));
@@ -108,25 +131,7 @@ describe('an onvif source', () => {
 
   it('asks the camera again before every capture run', async () => {
     const cfg = config(sim.address);
-    const sources = buildCaptureSources(cfg, { CAM_PW: PASSWORD }, logger);
-    const db = openDatabase(path.join(tmp.dir, 'state.db'), { logger });
-    const controller = new RecordingController({
-      sources,
-      settings: {
-        segmentSeconds: 2,
-        format: 'mpegts',
-        stallTimeoutMs: 10_000,
-        stopQuitGraceMs: 2_000,
-        stopInterruptGraceMs: 2_000,
-        restartBackoff: { baseMs: 100, capMs: 200, jitter: 0 },
-        stableRunMs: 60_000,
-      },
-      store: new RecordingRepo(db),
-      dirs: { dataDir: tmp.dir, sourceRunDir: (id, name, run) => path.join(tmp.dir, 'recordings', id, name, `run-${run}`) },
-      disk: { check: async () => undefined },
-      logger,
-      onFinished: () => undefined,
-    });
+    const { db, controller } = controllerFor(cfg, 'state.db');
     try {
       await controller.start();
       sim.calls.length = 0;
@@ -146,25 +151,7 @@ describe('an onvif source', () => {
 
   it("moves to a lecture's own preset instead of the configured one, and to the privacy preset after the recording", async () => {
     const cfg = config(sim.address, { privacyPreset: 'Home' });
-    const sources = buildCaptureSources(cfg, { CAM_PW: PASSWORD }, logger);
-    const db = openDatabase(path.join(tmp.dir, 'preset.db'), { logger });
-    const controller = new RecordingController({
-      sources,
-      settings: {
-        segmentSeconds: 2,
-        format: 'mpegts',
-        stallTimeoutMs: 10_000,
-        stopQuitGraceMs: 2_000,
-        stopInterruptGraceMs: 2_000,
-        restartBackoff: { baseMs: 100, capMs: 200, jitter: 0 },
-        stableRunMs: 60_000,
-      },
-      store: new RecordingRepo(db),
-      dirs: { dataDir: tmp.dir, sourceRunDir: (id, name, run) => path.join(tmp.dir, 'recordings', id, name, `run-${run}`) },
-      disk: { check: async () => undefined },
-      logger,
-      onFinished: () => undefined,
-    });
+    const { db, controller } = controllerFor(cfg, 'preset.db');
     try {
       await controller.start();
       sim.currentPreset = undefined;

@@ -1,28 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { parseYamlText } from '../../src/config/index.js';
 import { FileTimetableSource, parseYamlTimetable, type YamlDocument } from '../../src/schedule/index.js';
 import { isLecternError, type LecternError } from '../../src/util/errors.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
-/**
- * The YAML parser the agent injects (config/ owns the yaml library; this is the same adapter,
- * written here because tests may import yaml directly).
- */
-function parseYaml(text: string): YamlDocument {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter });
-  return {
-    value: doc.errors.length > 0 ? undefined : (doc.toJS() as unknown),
-    problems: doc.errors.map((e) => ({ line: e.linePos?.[0].line ?? 1, message: e.message.split('\n')[0] ?? e.message })),
-    lineOf: (p) => {
-      const node = p.length === 0 ? doc.contents : doc.getIn(p, true);
-      const offset = isNode(node) ? node.range?.[0] : undefined;
-      return offset === undefined ? undefined : lineCounter.linePos(offset).line;
-    },
-  };
-}
+// The YAML parser the agent injects (config/ owns the yaml library).
+const parseYaml: (text: string) => YamlDocument = parseYamlText;
 
 const at = (s: string): number => Date.parse(s);
 const iso = (ms: number): string => new Date(ms).toISOString();
