@@ -249,7 +249,8 @@ interface ServerPart {
 }
 
 /** ETags compare without their quotes (servers differ in whether ListParts quotes them). */
-function bareEtag(etag: string): string {
+/** An ETag without quotes or the weak prefix, lower case: comparable with an MD5 in hex. */
+export function bareEtag(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"+|"+$/g, '').toLowerCase();
 }
 
