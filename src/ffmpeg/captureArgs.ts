@@ -41,7 +41,8 @@ export const SEGMENT_LIST_NAME = 'segments.csv';
  * Confidence monitoring: a second output of the same capture ffmpeg that measures instead of
  * recording, so a silent microphone or a frozen or black picture shows within seconds without a
  * second session to the camera (cameras allow few). The video is stream-copied into the
- * segments, so this branch must decode it: key frames only, 64 px wide, and the audio is measured once a second at 16 kHz. The filters print
+ * segments, so this branch must decode it; everything after the decoder is kept small (2 frames
+ * a second at 64 px wide), and the audio is measured once a second at 16 kHz. The filters print
  * frame metadata, one `key=value` line at a time, to the extra pipe (see parseMonitorLine).
  */
 export interface MonitorOutput {
@@ -56,13 +57,14 @@ export interface MonitorOutput {
   black: boolean;
 }
 
-// The analysed copy of the picture (key frames only): enough to see a frozen or black image, cheap to compare.
+// The analysed copy of the picture: enough to see a frozen or black image, cheap to compare.
 // Small on purpose: shrinking averages away sensor and compression noise (an I-frame every GOP
 // re-encodes a still scene slightly differently) while a moving person still changes the mean.
 // Measured on the test camera (H.264 at 400 kbit/s, 320x240): between frames of a still picture
 // the mean difference at 64 px wide was about -51 dB with peaks at -44 dB (a moving one: -16 dB);
 // at 160 px wide the noise alone crossed -45 dB.
 const MONITOR_WIDTH = 64;
+const MONITOR_FPS = 2;
 const MONITOR_AUDIO_RATE = 16_000;
 
 export function segmentExtension(format: SegmentOutput['format']): string {
@@ -74,11 +76,7 @@ export const PROGRESS_ARGS: readonly string[] = ['-hide_banner', '-nostats', '-l
 
 export function buildCaptureArgs(input: CaptureInput, output: SegmentOutput, monitor?: MonitorOutput): string[] {
   const monitored = monitor !== undefined && isMonitored(input);
-  return [...PROGRESS_ARGS, '-n', ...inputArgs(input, monitored && watchesPicture(monitor)), ...segmentArgs(output), ...(monitored ? monitorArgs(monitor) : [])];
-}
-
-function watchesPicture(monitor: MonitorOutput): boolean {
-  return monitor.freezeSeconds > 0 || monitor.black;
+  return [...PROGRESS_ARGS, '-n', ...inputArgs(input), ...segmentArgs(output), ...(monitored ? monitorArgs(monitor) : [])];
 }
 
 /**
@@ -103,9 +101,7 @@ function monitorArgs(monitor: MonitorOutput): string[] {
     ...(monitor.black ? ['blackdetect=d=0:pic_th=0.98'] : []),
   ];
   if (videoFilters.length > 0) {
-    // Only key frames are decoded (see inputArgs), so no frame-rate filter: it would repeat each
-    // key frame until the next, and repeated frames are exactly what freezedetect looks for.
-    args.push('-map', video, '-vf', [`scale=${MONITOR_WIDTH}:-2`, ...videoFilters, `metadata=mode=print:${print}`].join(','));
+    args.push('-map', video, '-vf', [`fps=${MONITOR_FPS}`, `scale=${MONITOR_WIDTH}:-2`, ...videoFilters, `metadata=mode=print:${print}`].join(','));
   }
   if (monitor.audioLevels) {
     args.push(
@@ -125,7 +121,7 @@ function monitorArgs(monitor: MonitorOutput): string[] {
 }
 
 
-function inputArgs(input: CaptureInput, keyFramesOnly: boolean): string[] {
+function inputArgs(input: CaptureInput): string[] {
   switch (input.kind) {
     case 'synthetic': {
       // A fixed GOP of 2 s, like a well-configured camera, so segments cut close to segmentSeconds.
@@ -148,16 +144,11 @@ function inputArgs(input: CaptureInput, keyFramesOnly: boolean): string[] {
         // Cameras send broken or missing timestamps after a reboot; regenerate what is missing.
         '-fflags', '+genpts+discardcorrupt',
         '-thread_queue_size', '1024',
-        // The stream's description comes with the RTSP session (SDP); a second of probing is
-        // enough. With the default 5 s and key-frame-only decoding, the first segment began
-        // 5.5 s after connecting (measured; 1.8 s with this), and a run stopped before that left
-        // nothing at all.
-        '-analyzeduration', '1000000',
-        // The monitor decodes key frames only: a frozen or black picture shows just as well at a
-        // camera's GOP (1-4 s), and decoding every frame of a 1080p stream would cost a small PC
-        // far more than the stream copy itself (measured in bench/capture.ts). The copy into the
-        // segments does not decode, so it is not affected.
-        ...(keyFramesOnly ? ['-skip_frame', 'nokey'] : []),
+        // The monitor decodes every frame. Decoding key frames only (-skip_frame nokey) cost a
+        // third of the capture's CPU less, but ffmpeg then probes the stream with that decoder
+        // too: the first segment began 5.5 s after connecting instead of 1.4 s, and with a
+        // shorter probe (-analyzeduration 1 s) the first segment of each run held a repeated
+        // timestamp (measured; see BENCHMARKS.md). A lecture's first seconds matter more.
         '-i', input.url,
         // Video is copied (a camera already encodes); audio is optional and transcoded because
         // camera G.711 cannot be carried in MP4 and becomes an unplayable stream in MPEG-TS.

@@ -11,8 +11,8 @@ import { chaosOptions, planChaos } from './chaosPlan.js';
  *
  * Seed 32 puts the kills during packaging and publishing on the last lecture. A kill in the first
  * seconds of a lecture's capture (seed 11 with 8 lectures) once lost that media without a gap in
- * lecture.json; since capture probes the stream for 1 s and the time before a source's first frame
- * is a gap, `npm run chaos -- --short --lectures 8 --seed 11` passes (309 s, too long for CI).
+ * lecture.json; the time before a source's first frame is now a gap, and
+ * `npm run chaos -- --short --lectures 8 --seed 11` passed (309 s, too long for CI).
  */
 
 const SEED = 32;
