@@ -1,19 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
-import { S3Store } from '../../src/storage/s3Store.js';
-import { BandwidthPolicy, type UploadSettings } from '../../src/upload/bandwidthPolicy.js';
+import { BandwidthPolicy } from '../../src/upload/bandwidthPolicy.js';
 import { tcpConnectProbe } from '../../src/upload/yield.js';
-import { sha256Hex } from '../../src/util/hash.js';
 import { waitFor } from '../../src/util/sleep.js';
 import { adminClient, createTestBucket } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { startCountingRelay, type CountingRelay } from '../peers/countingRelay.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
-import { createShapedLink, NS_RELAY_SOURCE, shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
+import { shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
+import { randomFile, S3_PORT, startShapedRig, storeVia, uploadSettings, type ShapedRig } from '../helpers/bandwidth.js';
 
 /**
  * The bandwidth policy (DESIGN §4) on real links: S3Store uploads to a real Ceph RADOS Gateway
@@ -35,11 +31,9 @@ const LONG = process.env.LECTERN_LONG === '1';
 const MEASURE_MS = LONG ? 60_000 : 20_000;
 const SHAPED_MEASURE_MS = LONG ? 60_000 : 12_000;
 const OUTAGE_MS = LONG ? 60_000 : 10_000;
-const LINK_KBIT = 4_000;
 /** Per test: the acceptance lengths need more than the project's default 120 s. */
 const TEST_TIMEOUT_MS = LONG ? 420_000 : 120_000;
 const WARMUP_MS = 2_000;
-const MIB = 1024 * 1024;
 
 let rgw: RgwPeer;
 let admin: S3Client;
@@ -55,31 +49,6 @@ afterAll(async () => {
   await rgw?.stop();
   tmp.cleanup();
 });
-
-function settings(over: Partial<UploadSettings> = {}): UploadSettings {
-  return { rateCapKbps: 0, windows: [], pauseWhileRecording: true, yield: { enabled: true, thresholdMs: 100, minRateKbps: 64, intervalMs: 1_000 }, ...over };
-}
-
-function randomFile(name: string, sizeBytes: number): { file: string; sha256: string; sizeBytes: number } {
-  const data = randomBytes(sizeBytes);
-  const file = path.join(tmp.dir, name);
-  writeFileSync(file, data);
-  return { file, sha256: sha256Hex(data), sizeBytes };
-}
-
-function storeVia(endpoint: string, bucket: string, throttle?: BandwidthPolicy): S3Store {
-  return new S3Store({
-    endpoint,
-    region: rgw.region,
-    bucket,
-    forcePathStyle: true,
-    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
-    logger: silentLogger,
-    multipartThresholdBytes: 5 * MIB,
-    partSizeBytes: 5 * MIB,
-    ...(throttle ? { throttle } : {}),
-  });
-}
 
 /**
  * Starts `upload`, waits for the warm-up, then measures the bytes that arrived at the relay over
@@ -109,16 +78,16 @@ describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
     const bucket = await createTestBucket(admin, 'bw');
     const relay = await startCountingRelay({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
     const policy = new BandwidthPolicy({
-      settings: settings({ rateCapKbps: 2_000 }),
+      settings: uploadSettings({ rateCapKbps: 2_000 }),
       logger: silentLogger,
       isRecording: () => false,
       probe: tcpConnectProbe('127.0.0.1', relay.port),
     });
     await policy.start();
-    const store = storeVia(`http://127.0.0.1:${relay.port}`, bucket, policy);
+    const store = storeVia(rgw, `http://127.0.0.1:${relay.port}`, bucket, policy);
     try {
       // Long enough to outlast the measurement, in two parts (the cap holds across requests).
-      const f = randomFile('capped.bin', Math.ceil(((WARMUP_MS + MEASURE_MS + 3_000) / 1000) * capBytesPerSecond));
+      const f = randomFile(tmp.dir, 'capped.bin', Math.ceil(((WARMUP_MS + MEASURE_MS + 3_000) / 1000) * capBytesPerSecond));
       const started = Date.now();
       const { rate, upload } = await measureArrivalRate(relay, store.putFile('capped.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }), MEASURE_MS);
       const status = policy.status();
@@ -143,42 +112,30 @@ describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
 });
 
 describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
+  let rig: ShapedRig;
   let link: ShapedLink;
   let rgwSide: CountingRelay;
-  let sink: CountingRelay;
-  const S3_PORT = 7480;
-  const SINK_PORT = 8080;
   let endpoint: string;
 
   beforeAll(async () => {
     expect(shapedLinkUnsupportedReason(), 'shaped links (TESTING.md) are part of this test').toBeUndefined();
-    link = await createShapedLink({ name: 'lecbw', subnet: '10.200.57', rateKbit: LINK_KBIT, latencyMs: 400 });
-    // The host ends of the relay inside the namespace: unix sockets, counting what crossed the link.
-    rgwSide = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'rgw.sock') }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
-    sink = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'sink.sock') }, upstream: 'httpSink' });
-    const relay = link.spawn(process.execPath, ['-e', NS_RELAY_SOURCE, link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);
-    await new Promise<void>((resolve, reject) => {
-      relay.stdout?.on('data', (d: Buffer) => (d.toString().includes('ready') ? resolve() : undefined));
-      relay.once('exit', (code) => reject(new Error(`the relay in the namespace exited (${code})`)));
-    });
-    endpoint = `http://${link.nsAddress}:${S3_PORT}`;
+    rig = await startShapedRig(rgw, tmp.dir);
+    ({ link, rgwSide, endpoint } = rig);
   }, 60_000);
 
   afterAll(async () => {
-    await link?.close();
-    await rgwSide?.close();
-    await sink?.close();
+    await rig?.close();
   });
 
   it(`holds a 2 Mbit/s cap within ±5%, and resumes within 15 s after a ${OUTAGE_MS / 1000} s link cut`, async () => {
     const cap = 2_000_000 / 8;
     const bucket = await createTestBucket(admin, 'bwlink');
     const log = createMemoryLogger('debug');
-    const policy = new BandwidthPolicy({ settings: settings({ rateCapKbps: 2_000 }), logger: log.logger, probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000) });
+    const policy = new BandwidthPolicy({ settings: uploadSettings({ rateCapKbps: 2_000 }), logger: log.logger, probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000) });
     await policy.start();
-    const store = storeVia(endpoint, bucket, policy);
+    const store = storeVia(rgw, endpoint, bucket, policy);
     try {
-      const f = randomFile('linked.bin', Math.ceil(((WARMUP_MS + SHAPED_MEASURE_MS + 6_000) / 1000) * cap));
+      const f = randomFile(tmp.dir, 'linked.bin', Math.ceil(((WARMUP_MS + SHAPED_MEASURE_MS + 6_000) / 1000) * cap));
       const started = Date.now();
       const { rate, upload } = await measureArrivalRate(rgwSide, store.putFile('linked.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }), SHAPED_MEASURE_MS);
       console.warn(`capped upload on the shaped link: ${((rate * 8) / 1e6).toFixed(3)} Mbit/s over ${SHAPED_MEASURE_MS / 1000} s (${((rate / cap - 1) * 100).toFixed(2)}%), yielding: ${policy.status().yielding}`);

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,6 +11,7 @@ import type { LectureManifest, ReadyPointer } from '../../src/transcode/manifest
 import { isLecternError } from '../../src/util/errors.js';
 import { hashFile, sha256Hex } from '../../src/util/hash.js';
 import { runCli } from '../helpers/cli.js';
+import { awsCli, openMultipartUploads } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
 import { describeStoreContract, errorCodeOf } from './store-contract.js';
@@ -24,7 +24,6 @@ import { smallDemoConfig } from '../helpers/config.js';
  */
 
 // Debian's, not whatever `aws` comes first on PATH (a pyenv shim here).
-const AWS_CLI = '/usr/bin/aws';
 const MIB = 1024 * 1024;
 
 let rgw: RgwPeer;
@@ -78,33 +77,8 @@ function storeOptions(bucket: string, extra: Partial<S3StoreOptions> = {}): S3St
   };
 }
 
-/** Runs Debian's AWS CLI against the gateway and parses its JSON output ('' -> undefined). */
-function aws(args: string[]): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      AWS_CLI,
-      ['--endpoint-url', rgw.endpoint, '--output', 'json', ...args],
-      {
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          AWS_ACCESS_KEY_ID: rgw.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
-          AWS_DEFAULT_REGION: rgw.region,
-          AWS_CONFIG_FILE: '/dev/null',
-          AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-          AWS_EC2_METADATA_DISABLED: 'true',
-          AWS_PAGER: '',
-        },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`aws ${args.join(' ')}: ${err.message}\n${stderr}`));
-        else resolve(stdout.trim() === '' ? undefined : (JSON.parse(stdout) as unknown));
-      },
-    );
-  });
-}
+/** Debian's AWS CLI against the gateway: an independent client's view of the bucket. */
+const aws = (args: string[]): Promise<unknown> => awsCli(rgw, args);
 
 /** A loopback port nothing listens on: taken from the kernel and released again. */
 function closedPort(): Promise<number> {
@@ -118,9 +92,8 @@ function closedPort(): Promise<number> {
   });
 }
 
-async function multipartUploadsIn(bucket: string): Promise<string[]> {
-  const out = (await aws(['s3api', 'list-multipart-uploads', '--bucket', bucket])) as { Uploads?: Array<{ Key: string }> } | undefined;
-  return (out?.Uploads ?? []).map((u) => u.Key);
+function multipartUploadsIn(bucket: string): Promise<string[]> {
+  return openMultipartUploads(rgw, bucket);
 }
 
 describeStoreContract('S3Store on Ceph RGW', async () => {

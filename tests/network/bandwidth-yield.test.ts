@@ -1,20 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
-import { S3Store } from '../../src/storage/s3Store.js';
-import { BandwidthPolicy, type UploadSettings } from '../../src/upload/bandwidthPolicy.js';
+import { createMemoryLogger } from '../../src/log/logger.js';
+import { BandwidthPolicy } from '../../src/upload/bandwidthPolicy.js';
 import { tcpConnectProbe } from '../../src/upload/yield.js';
-import { sha256Hex } from '../../src/util/hash.js';
 import { waitFor } from '../../src/util/sleep.js';
 import { adminClient, createTestBucket } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
-import { startCountingRelay, type CountingRelay } from '../peers/countingRelay.js';
+import type { CountingRelay } from '../peers/countingRelay.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
-import { createShapedLink, NS_RELAY_SOURCE, shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
+import { shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
+import { LINK_KBIT, MIB, randomFile, S3_PORT, SINK_PORT, startShapedRig, storeVia, uploadSettings, type ShapedRig } from '../helpers/bandwidth.js';
 
 /**
  * Not part of `npm test` (see vitest.network.config.ts; run with `npm run test:network`): the
@@ -36,11 +33,9 @@ import { createShapedLink, NS_RELAY_SOURCE, shapedLinkUnsupportedReason, type Sh
  */
 
 const LONG = process.env.LECTERN_LONG === '1';
-const LINK_KBIT = 4_000;
 const LINK_BYTES_PER_SECOND = (LINK_KBIT * 1000) / 8;
 /** Per test: the acceptance lengths need more than the project's default 120 s. */
 const TEST_TIMEOUT_MS = LONG ? 420_000 : 120_000;
-const MIB = 1024 * 1024;
 
 let rgw: RgwPeer;
 let admin: S3Client;
@@ -57,57 +52,21 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-function settings(over: Partial<UploadSettings> = {}): UploadSettings {
-  return { rateCapKbps: 0, windows: [], pauseWhileRecording: true, yield: { enabled: true, thresholdMs: 100, minRateKbps: 64, intervalMs: 1_000 }, ...over };
-}
-
-function randomFile(name: string, sizeBytes: number): { file: string; sha256: string; sizeBytes: number } {
-  const data = randomBytes(sizeBytes);
-  const file = path.join(tmp.dir, name);
-  writeFileSync(file, data);
-  return { file, sha256: sha256Hex(data), sizeBytes };
-}
-
-function storeVia(endpoint: string, bucket: string, throttle?: BandwidthPolicy): S3Store {
-  return new S3Store({
-    endpoint,
-    region: rgw.region,
-    bucket,
-    forcePathStyle: true,
-    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
-    logger: silentLogger,
-    multipartThresholdBytes: 5 * MIB,
-    partSizeBytes: 5 * MIB,
-    ...(throttle ? { throttle } : {}),
-  });
-}
-
 describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
+  let rig: ShapedRig;
   let link: ShapedLink;
   let rgwSide: CountingRelay;
   let sink: CountingRelay;
-  const S3_PORT = 7480;
-  const SINK_PORT = 8080;
   let endpoint: string;
 
   beforeAll(async () => {
     expect(shapedLinkUnsupportedReason(), 'shaped links (TESTING.md) are part of this test').toBeUndefined();
-    link = await createShapedLink({ name: 'lecbw', subnet: '10.200.57', rateKbit: LINK_KBIT, latencyMs: 400 });
-    // The host ends of the relay inside the namespace: unix sockets, counting what crossed the link.
-    rgwSide = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'rgw.sock') }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
-    sink = await startCountingRelay({ listen: { path: path.join(tmp.dir, 'sink.sock') }, upstream: 'httpSink' });
-    const relay = link.spawn(process.execPath, ['-e', NS_RELAY_SOURCE, link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);
-    await new Promise<void>((resolve, reject) => {
-      relay.stdout?.on('data', (d: Buffer) => (d.toString().includes('ready') ? resolve() : undefined));
-      relay.once('exit', (code) => reject(new Error(`the relay in the namespace exited (${code})`)));
-    });
-    endpoint = `http://${link.nsAddress}:${S3_PORT}`;
+    rig = await startShapedRig(rgw, tmp.dir);
+    ({ link, rgwSide, sink, endpoint } = rig);
   }, 60_000);
 
   afterAll(async () => {
-    await link?.close();
-    await rgwSide?.close();
-    await sink?.close();
+    await rig?.close();
   });
 
   /** Waits until nothing has crossed the link for 1.5 s. */
@@ -143,15 +102,15 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
     const bucket = await createTestBucket(admin, yieldEnabled ? 'bwyield' : 'bwgreedy');
     const log = createMemoryLogger('debug');
     const policy = new BandwidthPolicy({
-      settings: settings({ rateCapKbps: 0, yield: { enabled: yieldEnabled, thresholdMs: 100, minRateKbps: 64, intervalMs: 500 } }),
+      settings: uploadSettings({ rateCapKbps: 0, yield: { enabled: yieldEnabled, thresholdMs: 100, minRateKbps: 64, intervalMs: 500 } }),
       logger: log.logger,
       probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000),
     });
     await policy.start();
     // The agent probes from its start, so the base round trip is measured on an idle link.
     if (yieldEnabled) await waitFor(() => (policy.status().baseRttMs !== null ? true : undefined), { timeoutMs: 5_000, what: 'the first round-trip sample' });
-    const store = storeVia(endpoint, bucket, policy);
-    const f = randomFile(`bg-${yieldEnabled}.bin`, 16 * MIB);
+    const store = storeVia(rgw, endpoint, bucket, policy);
+    const f = randomFile(tmp.dir, `bg-${yieldEnabled}.bin`, 16 * MIB);
     const background = store.putFile('bg.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }).catch(() => undefined);
     const fg = httpRequest({ host: link.nsAddress, port: SINK_PORT, method: 'PUT', path: '/fg', headers: { 'content-length': String(200 * MIB) } });
     fg.on('error', () => undefined);
