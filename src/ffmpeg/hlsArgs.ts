@@ -84,6 +84,15 @@ export interface HlsAudioSpec {
 
 export const AUDIO_RENDITION_NAME = 'audio';
 
+/**
+ * Audio is placed by its timestamps, not butted sample to sample: a camera back from a reboot
+ * often sends its audio a moment after its first frame, and the concat demuxer keeps that hole
+ * in the timestamps. Without filling it with silence every later word would come early against
+ * the picture (0.5 s late audio -> 460 ms early speech after the gap, measured). first_pts=0
+ * also fills a late start of the whole recording.
+ */
+const AUDIO_ON_TIMESTAMPS = 'aresample=async=1:first_pts=0';
+
 const QUIET_WITH_PROGRESS = ['-hide_banner', '-nostats', '-loglevel', 'warning', '-progress', 'pipe:1', '-stats_period', '1'];
 
 /** fMP4 VOD playlists with segments numbered from 1; the init segment named as the storage contract says. */
@@ -224,7 +233,7 @@ export function buildHlsAudioArgs(spec: HlsAudioSpec): string[] {
     '-n',
     '-f', 'concat', '-safe', '0', '-i', spec.concatListPath,
     '-vn', '-map', '0:a:0',
-    ...(spec.audioFilter ? ['-af', spec.audioFilter] : []),
+    '-af', [AUDIO_ON_TIMESTAMPS, ...(spec.audioFilter ? [spec.audioFilter] : [])].join(','),
     '-c:a', 'aac', '-b:a', `${spec.audioBitrateKbps}k`, '-ac', '2', '-ar', '48000',
     ...hlsVodOutput(spec.segmentSeconds),
     '-hls_segment_filename', `${spec.outDir}/seg_%05d.m4s`,

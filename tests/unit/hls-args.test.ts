@@ -75,11 +75,12 @@ describe('buildHlsAudioArgs', () => {
   it('encodes the audio alone into its rendition folder, with the loudness filter when given', () => {
     const args = buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/hls/audio', audioBitrateKbps: 64, segmentSeconds: 4, audioFilter: 'loudnorm=I=-16' });
     expect(args).toContain('-vn');
-    expect(valueAfter(args, '-af')).toBe('loudnorm=I=-16');
+    // Holes in the audio timestamps become silence before the loudness gain.
+    expect(valueAfter(args, '-af')).toBe('aresample=async=1:first_pts=0,loudnorm=I=-16');
     expect(valueAfter(args, '-b:a')).toBe('64k');
     expect(valueAfter(args, '-ar')).toBe('48000');
     expect(valueAfter(args, '-hls_fmp4_init_filename')).toBe('init.mp4');
     expect(args.at(-1)).toBe('/p/hls/audio/index.m3u8');
-    expect(buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/a', audioBitrateKbps: 48, segmentSeconds: 6 })).not.toContain('-af');
+    expect(valueAfter(buildHlsAudioArgs({ concatListPath: '/p/l', outDir: '/p/a', audioBitrateKbps: 48, segmentSeconds: 6 }), '-af')).toBe('aresample=async=1:first_pts=0');
   });
 });
