@@ -11,8 +11,9 @@ import { makeTmpDir } from '../helpers/tmp.js';
 
 // A/V sync across a camera reboot, with real ffmpeg on both sides. Each run carries a white
 // flash and a 1 kHz beep at the same instants (1 s, 3 s, 5 s into the run). A camera that comes
-// back after a reboot typically sends its audio later than its video: the second run's audio
-// starts 0.5 s after its first frame, as an RTSP reconnect gives it. The package must keep
+// back after a reboot often sends its audio later than its video: the second run's audio
+// starts 0.5 s after its first frame, as an RTSP reconnect gives it; in the third run the
+// picture is the late one. The package must keep
 // each beep on its flash, before and after the gap (issue: within 100 ms).
 
 const tmp = makeTmpDir();
@@ -32,7 +33,7 @@ function ffmpeg(args: string[]): Promise<string> {
 }
 
 /** One capture run's MPEG-TS segments, as the recorder writes them (reset timestamps, CSV list). */
-async function recordRun(run: number, audioLateSeconds: number): Promise<PackageSegment[]> {
+async function recordRun(run: number, late: { audioSeconds?: number; videoSeconds?: number }): Promise<PackageSegment[]> {
   const dir = path.join(tmp.dir, `run-${run}`);
   mkdirSync(dir, { recursive: true });
   const flash = MARKS.map((t) => `between(t,${t},${t + 0.079})`).join('+');
@@ -41,8 +42,9 @@ async function recordRun(run: number, audioLateSeconds: number): Promise<Package
     '-loglevel', 'error',
     '-f', 'lavfi', '-i', `color=c=black:s=320x240:r=25:d=${RUN_SECONDS},drawbox=c=white:t=fill:enable='${flash}'`,
     '-f', 'lavfi', '-i', `aevalsrc='if(${beep},0.5*sin(2*PI*1000*t),0)':s=48000:d=${RUN_SECONDS}`,
-    // atrim keeps the timestamps: the audio stream then starts audioLateSeconds after the video.
-    '-af', `atrim=start=${audioLateSeconds}`,
+    // trim and atrim keep the timestamps: one stream then starts that much after the other.
+    '-vf', `trim=start=${late.videoSeconds ?? 0}`,
+    '-af', `atrim=start=${late.audioSeconds ?? 0}`,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-c:a', 'aac', '-b:a', '96k',
     '-f', 'segment', '-segment_time', '3', '-reset_timestamps', '1', '-segment_format', 'mpegts',
     '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
@@ -88,7 +90,8 @@ async function beepTimes(playlist: string): Promise<number[]> {
 
 describe('A/V sync across a gap', () => {
   it('keeps every beep on its flash before and after a camera reboot whose audio returns late', async () => {
-    const runs = [await recordRun(1, 0), await recordRun(2, 0.5)];
+    // Run 3: a camera whose picture returns after its sound.
+    const runs = [await recordRun(1, {}), await recordRun(2, { audioSeconds: 0.5 }), await recordRun(3, { videoSeconds: 0.5 })];
     // The second run's first segment really does start its audio late.
     const probe = await ffmpeg(['-loglevel', 'info', '-i', runs[1]?.[0]?.path ?? '', '-f', 'null', '-t', '0.1', '-']);
     expect(probe).toMatch(/Audio: aac/);
@@ -110,17 +113,18 @@ describe('A/V sync across a gap', () => {
         course: null,
         teacher: null,
         startedAtMs: t0,
-        endedAtMs: t0 + 20_000,
+        endedAtMs: t0 + 34_000,
         source: { name: 'presenter', role: 'presenter' },
         segments: runs.flat(),
         runs: [
           { run: 1, startedAtMs: t0, endedAtMs: t0 + 6_000, endReason: 'camera lost' },
-          { run: 2, startedAtMs: t0 + 14_000, endedAtMs: t0 + 20_000, endReason: 'stopped' },
+          { run: 2, startedAtMs: t0 + 14_000, endedAtMs: t0 + 20_000, endReason: 'camera lost' },
+          { run: 3, startedAtMs: t0 + 28_000, endedAtMs: t0 + 34_000, endReason: 'stopped' },
         ],
       },
       { stagingDir: `${out}.building`, finalDir: out },
     );
-    expect(manifest.gaps.length).toBeGreaterThanOrEqual(1);
+    expect(manifest.gaps.length).toBeGreaterThanOrEqual(2);
 
     const flashes = await flashTimes(path.join(out, 'hls/240p/index.m3u8'));
     const beeps = await beepTimes(path.join(out, 'hls/audio/index.m3u8'));
@@ -128,8 +132,8 @@ describe('A/V sync across a gap', () => {
     const report = `flashes ${flashes.map((t) => t.toFixed(3)).join(' ')} | beeps ${beeps.map((t) => t.toFixed(3)).join(' ')} | offsets ms ${offsetsMs.join(' ')}`;
     console.log(`A/V sync: ${report}`);
     // Three marks per run, in both tracks.
-    expect(flashes, report).toHaveLength(6);
-    expect(beeps, report).toHaveLength(6);
+    expect(flashes, report).toHaveLength(9);
+    expect(beeps, report).toHaveLength(9);
     for (const ms of offsetsMs) expect(Math.abs(ms), report).toBeLessThanOrEqual(100);
   }, 90_000);
 });
