@@ -1,4 +1,4 @@
-import { buildLoudnessMeasureArgs, LOUDNESS_TARGET, loudnormSecondPassFilter, parseLoudnormOutput } from '../ffmpeg/loudnessArgs.js';
+import { buildLoudnessMeasureArgs, LOUDNESS_TARGET, loudnessGain, loudnessSecondPassFilter, parseEbur128Summary } from '../ffmpeg/loudnessArgs.js';
 import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
 import type { ManifestLoudness } from './manifest.js';
@@ -7,8 +7,8 @@ import type { ManifestLoudness } from './manifest.js';
 const SILENCE_LUFS = -60;
 
 /**
- * Pass one of the loudness normalisation: measure the whole recording's audio. Pass two is a
- * linear gain in the audio rendition's encode, so speech ends at -16 LUFS whether the room's
+ * Pass one of the loudness normalisation: measure the whole recording's audio (EBU R128). Pass
+ * two is a linear gain in the audio rendition's encode, so speech ends at -16 LUFS whether the room's
  * mic was quiet or loud, without pumping.
  */
 export async function measureLoudness(opts: {
@@ -25,7 +25,7 @@ export async function measureLoudness(opts: {
     niceness: opts.niceness,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const m = parseLoudnormOutput(exit.stderrTail);
+  const m = parseEbur128Summary(exit.stderrTail);
   const target = LOUDNESS_TARGET.integratedLufs;
   if (!m || m.inputIntegratedLufs < SILENCE_LUFS) {
     opts.logger.warn(`lecture ${opts.lectureId}: the audio is silent or could not be measured; it is packaged without loudness normalisation`);
@@ -33,10 +33,10 @@ export async function measureLoudness(opts: {
       manifest: { targetLufs: target, normalization: 'none', inputIntegratedLufs: m?.inputIntegratedLufs ?? null, inputTruePeakDbtp: m?.inputTruePeakDbtp ?? null, inputLra: m?.inputLra ?? null },
     };
   }
-  // loudnorm keeps a linear gain only if it does not push the true peak over the limit; else it compresses.
-  const linear = m.inputTruePeakDbtp + (target - m.inputIntegratedLufs) <= LOUDNESS_TARGET.truePeakDbtp;
+  // One gain for the whole lecture, unless it would push the true peak over the limit: then loudnorm compresses.
+  const { linear } = loudnessGain(m);
   return {
-    filter: loudnormSecondPassFilter(m),
+    filter: loudnessSecondPassFilter(m),
     manifest: {
       targetLufs: target,
       normalization: linear ? 'linear' : 'dynamic',

@@ -1,50 +1,57 @@
 import { describe, expect, it } from 'vitest';
 import { buildHlsVideoArgs } from '../../src/ffmpeg/hlsArgs.js';
-import { buildLoudnessMeasureArgs, loudnormSecondPassFilter, parseLoudnormOutput } from '../../src/ffmpeg/loudnessArgs.js';
+import { buildLoudnessMeasureArgs, loudnessGain, loudnessSecondPassFilter, parseEbur128Summary } from '../../src/ffmpeg/loudnessArgs.js';
 import { buildThumbnailsVtt, spriteCount, thumbnailSize, vttTime } from '../../src/transcode/thumbnails.js';
 
-// loudnorm's JSON as ffmpeg 5.1 prints it at the end of stderr (captured here).
-const LOUDNORM_STDERR = [
-  'size=N/A time=00:00:12.05 bitrate=N/A speed= 240x',
-  '[Parsed_loudnorm_0 @ 0x55f77890cb40] ',
-  '{',
-  '\t"input_i" : "-21.78",',
-  '\t"input_tp" : "-16.31",',
-  '\t"input_lra" : "0.10",',
-  '\t"input_thresh" : "-31.78",',
-  '\t"output_i" : "-16.01",',
-  '\t"output_tp" : "-10.50",',
-  '\t"output_lra" : "0.10",',
-  '\t"output_thresh" : "-26.01",',
-  '\t"normalization_type" : "dynamic",',
-  '\t"target_offset" : "0.01"',
-  '}',
+// The end of ffmpeg 5.1's stderr after `-af ebur128=peak=true:framelog=verbose` (captured here).
+const EBUR128_STDERR = [
+  'size=N/A time=00:00:05.00 bitrate=N/A speed=64.4x    ',
+  'video:0kB audio:469kB subtitle:0kB other streams:0kB global headers:0kB muxing overhead: unknown',
+  '[Parsed_ebur128_0 @ 0x555d1ff37d00] Summary:',
+  '',
+  '  Integrated loudness:',
+  '    I:         -21.8 LUFS',
+  '    Threshold: -31.8 LUFS',
+  '',
+  '  Loudness range:',
+  '    LRA:         0.1 LU',
+  '    Threshold: -41.9 LUFS',
+  '    LRA low:   -21.9 LUFS',
+  '    LRA high:  -21.7 LUFS',
+  '',
+  '  True peak:',
+  '    Peak:      -16.3 dBFS',
 ];
 
 describe('loudness', () => {
-  it('reads the first pass measurement from stderr', () => {
-    expect(parseLoudnormOutput(LOUDNORM_STDERR)).toEqual({
-      inputIntegratedLufs: -21.78,
-      inputTruePeakDbtp: -16.31,
-      inputLra: 0.1,
-      inputThresholdLufs: -31.78,
-      targetOffsetLu: 0.01,
-    });
+  it('reads the first pass measurement from the meter\'s summary', () => {
+    expect(parseEbur128Summary(EBUR128_STDERR)).toEqual({ inputIntegratedLufs: -21.8, inputThresholdLufs: -31.8, inputLra: 0.1, inputTruePeakDbtp: -16.3 });
   });
 
-  it('treats silence (-inf) and a missing block as no measurement', () => {
-    const silent = LOUDNORM_STDERR.map((l) => l.replace('"-21.78"', '"-inf"'));
-    expect(parseLoudnormOutput(silent)).toBeUndefined();
-    expect(parseLoudnormOutput(['no json here'])).toBeUndefined();
+  it('treats silence (-inf) and a missing or cut summary as no measurement', () => {
+    expect(parseEbur128Summary(EBUR128_STDERR.map((l) => l.replace('-16.3 dBFS', '-inf dBFS')))).toBeUndefined();
+    expect(parseEbur128Summary(['no summary here'])).toBeUndefined();
+    expect(parseEbur128Summary(EBUR128_STDERR.slice(0, 8))).toBeUndefined();
   });
 
-  it('measures audio only, and applies the measurement linearly, resampled to 48 kHz', () => {
+  it('measures audio only, then applies one gain when the true peak allows it', () => {
     const args = buildLoudnessMeasureArgs('/p/list.ffconcat');
     expect(args).toContain('-vn');
     expect(args[args.indexOf('-loglevel') + 1]).toBe('info');
-    const m = parseLoudnormOutput(LOUDNORM_STDERR);
-    expect(m && loudnormSecondPassFilter(m)).toBe(
-      'loudnorm=I=-16:TP=-1.5:LRA=11:measured_I=-21.78:measured_TP=-16.31:measured_LRA=0.1:measured_thresh=-31.78:offset=0.01:linear=true,aresample=48000',
+    expect(args[args.indexOf('-af') + 1]).toBe('ebur128=peak=true:framelog=verbose');
+    const m = parseEbur128Summary(EBUR128_STDERR);
+    if (!m) throw new Error('no measurement');
+    // -21.8 -> -16 LUFS is +5.8 dB; the peak goes from -16.3 to -10.5 dBTP, under -1.5.
+    expect(loudnessGain(m)).toEqual({ gainDb: 5.8, linear: true });
+    expect(loudnessSecondPassFilter(m)).toBe('volume=5.8dB');
+  });
+
+  it('compresses with loudnorm when one gain would push the true peak over the limit', () => {
+    // A quiet room with one loud knock: +20 dB would put the knock at +2 dBTP.
+    const m = { inputIntegratedLufs: -36, inputThresholdLufs: -46, inputLra: 8, inputTruePeakDbtp: -18 };
+    expect(loudnessGain(m)).toEqual({ gainDb: 20, linear: false });
+    expect(loudnessSecondPassFilter(m)).toBe(
+      'loudnorm=I=-16:TP=-1.5:LRA=11:measured_I=-36:measured_TP=-18:measured_LRA=8:measured_thresh=-46:linear=false,aresample=48000',
     );
   });
 });
