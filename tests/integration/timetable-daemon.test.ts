@@ -10,7 +10,7 @@ import { makeTmpDir } from '../helpers/tmp.js';
 
 /**
  * The room's timetable run by the real daemon (`lectern daemon`, real ffmpeg on the synthetic
- * camera, a folder store): the daemon starts 20 s into a 1-minute slot and records the rest of
+ * camera, a folder store): the daemon starts 20 s into a 40-second slot and records the rest of
  * it, then the next slot, back to back, as a second lecture. The lectures' lengths show that each
  * started and stopped at its slot's boundaries, and their titles that each is its own lecture.
  */
@@ -57,13 +57,16 @@ function readyPointers(storeDir: string): number {
   }
 }
 
+// Slots of 40 s: long enough that starting 20 s late leaves a clear remainder, short enough for the suite.
+const SLOT_MS = 40_000;
+
 describe('the timetable in the daemon', () => {
   it('records the rest of a slot it started late, then the next slot back to back as a second lecture', async () => {
     const now = Date.now();
     // Whole seconds, as a timetable has them.
     const aStart = Math.floor(now / 1000) * 1000 - 20_000;
-    const aEnd = aStart + 60_000;
-    const bEnd = aEnd + 60_000;
+    const aEnd = aStart + SLOT_MS;
+    const bEnd = aEnd + SLOT_MS;
     writeFileSync(
       path.join(tmp.dir, 'timetable.yaml'),
       [
@@ -79,7 +82,7 @@ describe('the timetable in the daemon', () => {
     );
     daemon = startCli(['--config', path.join(tmp.dir, 'config.yaml'), 'daemon'], { cwd: tmp.dir });
     const storeDir = path.join(tmp.dir, 'data', 'store');
-    // Both slots end 100 s from now; packaging a minute of 240p takes seconds.
+    // Both slots end 60 s from now; packaging 40 s of 240p takes seconds.
     await waitFor(() => (readyPointers(storeDir) >= 2 ? true : undefined), { timeoutMs: 200_000, intervalMs: 1_000, what: 'two published lectures' });
     daemon.child.kill('SIGTERM');
     expect((await daemon.exit).code, daemon.stderr().slice(-3000)).toBe(0);
@@ -91,16 +94,16 @@ describe('the timetable in the daemon', () => {
     ]);
     const [a, b] = lectures as [LectureManifest, LectureManifest];
     expect(a.lectureId).not.toBe(b.lectureId);
-    // A started when the daemon came up, 20 s into its slot: it holds the remaining ~40 s.
+    // A started when the daemon came up, 20 s into its slot: it holds the remaining ~20 s.
     const aStartedMs = Date.parse(a.startedAt);
     expect(aStartedMs).toBeGreaterThanOrEqual(aStart + 19_000);
-    console.info(`timetable: lecture A ${a.durationSeconds.toFixed(1)} s (slot remainder ${((aEnd - aStartedMs) / 1000).toFixed(1)} s), lecture B ${b.durationSeconds.toFixed(1)} s (slot 60 s)`);
+    console.info(`timetable: lecture A ${a.durationSeconds.toFixed(1)} s (slot remainder ${((aEnd - aStartedMs) / 1000).toFixed(1)} s), lecture B ${b.durationSeconds.toFixed(1)} s (slot ${SLOT_MS / 1000} s)`);
     expect(a.durationSeconds).toBeGreaterThan((aEnd - aStartedMs) / 1000 - 5);
-    expect(a.durationSeconds).toBeLessThan(45);
+    expect(a.durationSeconds).toBeLessThan((SLOT_MS - 20_000) / 1000 + 5);
     // B started at A's end, not after A's packaging: a whole slot of media.
     expect(Date.parse(b.startedAt)).toBeLessThan(aEnd + 3_000);
-    expect(b.durationSeconds).toBeGreaterThan(55);
-    expect(b.durationSeconds).toBeLessThan(62);
+    expect(b.durationSeconds).toBeGreaterThan(SLOT_MS / 1000 - 5);
+    expect(b.durationSeconds).toBeLessThan(SLOT_MS / 1000 + 2);
     expect(daemon.stderr()).toMatch(/CS101/);
   }, 260_000);
 });
