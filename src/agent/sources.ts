@@ -1,5 +1,6 @@
 import { describeProfile, OnvifCamera } from '../camera/index.js';
 import type { CaptureInput } from '../ffmpeg/captureArgs.js';
+import { checkVideoDevice, Microphone } from '../capture/localDevices.js';
 import type { CaptureSource } from '../capture/sourceRecorder.js';
 import type { Config, SourceConfig } from '../config/index.js';
 import { readSecret } from '../config/index.js';
@@ -12,6 +13,8 @@ import { describeError } from '../util/errors.js';
  */
 export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv, logger: Logger = silentLogger): CaptureSource[] {
   return config.sources.map((source): CaptureSource => {
+    // The room's chosen microphone, muxed into this source's ffmpeg instead of its own audio.
+    const mic = source.kind !== 'synthetic' && source.audio ? new Microphone(source.audio, { source: source.name, logger }) : undefined;
     switch (source.kind) {
       case 'synthetic':
         return {
@@ -28,13 +31,45 @@ export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv, logg
         const url = new URL(source.url);
         if (source.username !== undefined) url.username = encodeURIComponent(source.username);
         if (password !== undefined) url.password = encodeURIComponent(password);
-        return {
-          name: source.name,
-          role: source.role,
-          input: { kind: 'rtsp', url: url.toString(), timeoutMs: config.capture.rtspTimeoutMs, ...(source.audioIsAac ? { copyAudio: true } : {}) },
-          secrets: password === undefined ? [] : [password, encodeURIComponent(password)],
-        };
+        return withRunCheck(
+          {
+            name: source.name,
+            role: source.role,
+            input: {
+              kind: 'rtsp',
+              url: url.toString(),
+              timeoutMs: config.capture.rtspTimeoutMs,
+              ...(source.audioIsAac ? { copyAudio: true } : {}),
+              ...(mic ? { mic: mic.input } : {}),
+            },
+            secrets: password === undefined ? [] : [password, encodeURIComponent(password)],
+          },
+          mic ? () => mic.prepare() : undefined,
+        );
       }
+      case 'v4l2':
+        return withRunCheck(
+          {
+            name: source.name,
+            role: source.role,
+            input: {
+              kind: 'v4l2',
+              device: source.device,
+              ...(source.inputFormat !== undefined ? { inputFormat: source.inputFormat } : {}),
+              width: source.width,
+              height: source.height,
+              fps: source.fps,
+              crf: source.crf,
+              maxBitrateKbps: source.maxBitrateKbps,
+              ...(mic ? { mic: mic.input } : {}),
+            },
+            secrets: [],
+          },
+          async () => {
+            await checkVideoDevice(source.name, source.device);
+            await mic?.prepare();
+          },
+        );
       case 'onvif':
         return new OnvifCaptureSource(source, {
           password: source.passwordFile !== undefined || source.passwordEnv !== undefined
@@ -42,9 +77,25 @@ export function buildCaptureSources(config: Config, env: NodeJS.ProcessEnv, logg
             : undefined,
           rtspTimeoutMs: config.capture.rtspTimeoutMs,
           logger,
+          ...(mic ? { microphone: mic } : {}),
         });
     }
   });
+}
+
+/**
+ * A source whose every run first checks what it needs on this PC (its device, its microphone's
+ * card and gain); a failed check fails that run, which the recorder retries after its backoff.
+ */
+function withRunCheck(source: CaptureSource, check: (() => Promise<void>) | undefined): CaptureSource {
+  if (!check) return source;
+  return {
+    ...source,
+    resolve: async () => {
+      await check();
+      return { input: source.input, secrets: source.secrets };
+    },
+  };
 }
 
 /**
@@ -64,14 +115,19 @@ export class OnvifCaptureSource implements CaptureSource {
   readonly #config: Extract<SourceConfig, { kind: 'onvif' }>;
   readonly #rtspTimeoutMs: number;
   readonly #log: Logger;
+  readonly #mic: Microphone | undefined;
   #last: { input: CaptureInput; secrets: string[] } | undefined;
 
-  constructor(config: Extract<SourceConfig, { kind: 'onvif' }>, opts: { password: string | undefined; rtspTimeoutMs: number; logger: Logger }) {
+  constructor(
+    config: Extract<SourceConfig, { kind: 'onvif' }>,
+    opts: { password: string | undefined; rtspTimeoutMs: number; logger: Logger; microphone?: Microphone },
+  ) {
     this.name = config.name;
     this.role = config.role;
     this.#config = config;
     this.#rtspTimeoutMs = opts.rtspTimeoutMs;
     this.#log = opts.logger.child({ scope: 'camera', source: config.name });
+    this.#mic = opts.microphone;
     this.#camera = new OnvifCamera({
       address: config.address,
       ...(config.username !== undefined ? { username: config.username } : {}),
@@ -85,8 +141,12 @@ export class OnvifCaptureSource implements CaptureSource {
     this.input = { kind: 'rtsp', url: `rtsp://${new URL(this.#camera.deviceUrl).host}/`, timeoutMs: opts.rtspTimeoutMs };
   }
 
-  readonly resolve = async (signal: AbortSignal, opts: { preset?: string } = {}): Promise<{ input: CaptureInput; secrets: string[] }> =>
-    this.#resolve(signal, true, opts.preset ?? this.#config.preset);
+  readonly resolve = async (signal: AbortSignal, opts: { preset?: string } = {}): Promise<{ input: CaptureInput; secrets: string[] }> => {
+    const resolved = await this.#resolve(signal, true, opts.preset ?? this.#config.preset);
+    if (!this.#mic || resolved.input.kind !== 'rtsp') return resolved;
+    await this.#mic.prepare();
+    return { ...resolved, input: { ...resolved.input, mic: this.#mic.input } };
+  };
 
   /** After a recording: the privacy preset (lens to the wall or the ceiling), if one is configured. */
   readonly afterRecording = async (signal: AbortSignal): Promise<void> => {

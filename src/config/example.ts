@@ -57,6 +57,20 @@ const SOURCE_EXAMPLES: { intro: string[]; values: Record<string, unknown> }[] = 
       preset: 'lectern',
     },
   },
+  {
+    intro: [
+      `A camera or HDMI capture device on this PC, with a USB microphone as the lecture's sound; ${UNCOMMENT}`,
+      '(the microphone goes on the first presenter source; lectern mics list shows its stable name):',
+    ],
+    values: {
+      kind: 'v4l2',
+      name: 'desk',
+      role: 'presenter',
+      device: '/dev/v4l/by-id/usb-Example_Webcam-video-index0',
+      inputFormat: 'mjpeg',
+      audio: { kind: 'alsa', device: 'plughw:CARD=USB,DEV=0', gainPercent: 80 },
+    },
+  },
 ];
 
 const STORAGE_EXAMPLE = {

@@ -131,7 +131,7 @@ function resolvePaths(config: Config, ctx: { baseDir: string; env: NodeJS.Proces
   return {
     ...config,
     agent: { ...config.agent, dataDir },
-    sources: config.sources.map((s) => (s.kind === 'synthetic' ? s : withSecretFile(s))),
+    sources: config.sources.map((s) => (s.kind === 'synthetic' || s.kind === 'v4l2' ? s : withSecretFile(s))),
     storage:
       storage.kind === 'file'
         ? { ...storage, root: storage.root !== undefined ? abs(storage.root) : path.join(dataDir, 'store') }

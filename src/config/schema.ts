@@ -45,6 +45,41 @@ export function defaultAgentId(hostname: string = os.hostname()): string {
 
 const role = z.enum(['presenter', 'presentation']).default('presenter').describe('what the source shows: the teacher (presenter) or the board/slides (presentation)');
 
+/**
+ * An ALSA capture device by a name that survives reboots. Card numbers follow the order in which
+ * the kernel found the cards, so `hw:1,0` can be another device (or none) after a restart or with
+ * a USB device in another port; the card's id (`CARD=USB`) stays.
+ */
+const alsaDevice = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:=,-]*$/, { message: 'must be an ALSA capture device name such as plughw:CARD=USB,DEV=0 (lectern mics list shows them)' })
+  .refine((d) => !/^[A-Za-z_]+:(?:CARD=)?\d+(?:,|$)/.test(d), {
+    error: (iss) =>
+      `names the sound card by its number (${describeValue(iss.input)}), which changes when the PC restarts or a USB device is plugged in elsewhere; ` +
+      'name it by its card id instead, e.g. "plughw:CARD=USB,DEV=0" (lectern mics list shows the stable name of each device)',
+  });
+
+const alsaMicrophone = z
+  .strictObject({
+    kind: z.literal('alsa').describe("a microphone on this PC (ALSA), recorded instead of the source's own audio"),
+    device: alsaDevice.describe('the capture device by its stable name, e.g. plughw:CARD=USB,DEV=0 (see lectern mics list)'),
+    gainPercent: int(0, 100).optional().describe('capture gain set through the ALSA mixer at every recording start, in percent (leave out to keep the mixer as it is)'),
+    mixerControl: z.string().min(1).default('Capture').describe('the mixer control of the capture gain (amixer -c <card id> scontrols lists them; many USB microphones call it Mic)'),
+    channels: int(1, 8).default(1).describe('channels to record (1 for a single microphone)'),
+    sampleRate: int(8000, 192000).default(48000).describe('sample rate asked of the device in Hz (the recording is AAC at 48 kHz)'),
+  })
+  .refine((m) => m.gainPercent === undefined || /(?:^|[:,])CARD=[A-Za-z0-9_-]+/.test(m.device), {
+    message: 'needs a device named with its card id (e.g. plughw:CARD=USB,DEV=0): the gain is set on that card\'s mixer',
+    path: ['gainPercent'],
+  })
+  .describe('a local microphone');
+
+/**
+ * The sound of a video source when it is not the source's own: the room's one chosen microphone.
+ * A union by kind, so other kinds of audio source can join it.
+ */
+const sourceAudio = z.discriminatedUnion('kind', [alsaMicrophone]).optional().describe("a microphone recorded with this source instead of its own audio (the room's chosen audio source)");
+
 const syntheticSource = z
   .strictObject({
     kind: z.literal('synthetic').describe('a built-in test pattern with a tone, encoded like a camera (for demos and tests)'),
@@ -73,6 +108,7 @@ const rtspSource = z
     username: z.string().min(1).optional().describe('camera user name'),
     passwordFile: z.string().min(1).optional().describe('file holding the camera password (mode 0600), or a systemd credential name'),
     passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' }).optional().describe('environment variable holding the camera password'),
+    audio: sourceAudio,
   })
   .refine((s) => !(s.passwordFile !== undefined && s.passwordEnv !== undefined), {
     message: 'set passwordFile or passwordEnv, not both',
@@ -98,6 +134,7 @@ const onvifSource = z
     preset: z.string().min(1).optional().describe('PTZ preset (name or token) the camera moves to when a recording starts'),
     privacyPreset: z.string().min(1).optional().describe('PTZ preset the camera turns to after a recording (e.g. facing the ceiling); leave out to stay'),
     timeoutMs: int(500, 60000).default(5000).describe('how long to wait for each answer from the camera, in ms'),
+    audio: sourceAudio,
   })
   .refine((s) => !(s.passwordFile !== undefined && s.passwordEnv !== undefined), {
     message: 'set passwordFile or passwordEnv, not both',
@@ -105,7 +142,29 @@ const onvifSource = z
   })
   .describe('an ONVIF camera');
 
-export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource, onvifSource]);
+const v4l2Source = z
+  .strictObject({
+    kind: z.literal('v4l2').describe('a camera or HDMI capture device on this PC (Video4Linux)'),
+    name: safeName().describe('stable name of the source, used in folders and logs'),
+    role,
+    device: z
+      .string()
+      .regex(/^\/dev\/\S+$/, { message: 'must be a device path such as /dev/v4l/by-id/usb-...-video-index0 or /dev/video0' })
+      .describe('the device; the /dev/v4l/by-id/... path stays the same across reboots, /dev/videoN may not'),
+    inputFormat: z
+      .enum(['mjpeg', 'h264', 'yuyv422'])
+      .optional()
+      .describe("the format to ask the device for (default: the device's choice); h264 is recorded as it is, anything else is encoded to H.264"),
+    width: int(160, 3840).default(1280).describe('picture width in pixels'),
+    height: int(120, 2160).default(720).describe('picture height in pixels'),
+    fps: int(1, 60).default(30).describe('frames per second'),
+    crf: int(0, 51).default(23).describe('x264 quality target when the picture is encoded (lower is better)'),
+    maxBitrateKbps: int(100, 50000).default(4000).describe('bitrate ceiling of the encoded picture in kbit/s'),
+    audio: sourceAudio,
+  })
+  .describe('a local video device');
+
+export const sourceSchema = z.discriminatedUnion('kind', [syntheticSource, rtspSource, onvifSource, v4l2Source]);
 
 const rendition = z.strictObject({
   name: safeName()
@@ -207,8 +266,23 @@ export const configSchema = z
           if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate source name "${s.name}"` });
           seen.add(s.name);
         });
+        // One chosen audio source per room, and it must be heard: the package takes its sound
+        // from the first presenter source (or the first source), so a microphone elsewhere is lost.
+        const withMic = sources.flatMap((s, i) => (s.kind !== 'synthetic' && s.audio !== undefined ? [i] : []));
+        const packagedIndex = Math.max(0, sources.findIndex((s) => s.role === 'presenter'));
+        withMic.slice(1).forEach((i) =>
+          ctx.addIssue({ code: 'custom', path: [i, 'audio'], message: 'only one source may record a microphone (the room has one chosen audio source)' }),
+        );
+        const first = withMic[0];
+        if (first !== undefined && first !== packagedIndex) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [first, 'audio'],
+            message: `the lecture's sound is taken from source "${sources[packagedIndex]?.name ?? ''}" (the first presenter source); put the microphone on that source`,
+          });
+        }
       })
-      .describe('the room\'s video sources; the first presenter source is packaged'),
+      .describe("the room's video sources; the first presenter source is packaged with the lecture's sound, every other one as a video-only package beside it"),
     capture: z
       .strictObject({
         segmentSeconds: int(2, 300).default(10).describe('length of each recorded segment in seconds'),
@@ -267,6 +341,10 @@ export const configSchema = z
           .describe('hardware video encoder to try first (falls back to libx264, with a warning, when absent or failing)'),
         hardwareDevice: z.string().min(1).default('/dev/dri/renderD128').describe('DRM render node of the hardware encoder'),
         progressive: z.boolean().default(true).describe('encode the video ladder in chunks while the lecture is recorded, so the package is ready soon after Stop'),
+        tiers: z
+          .boolean()
+          .default(true)
+          .describe('publish each lecture in two tiers: audio and the lowest rendition first (tier 1), the full ladder later under the same id (tier 2)'),
       })
       .prefault({})
       .describe('the HLS package'),

@@ -26,7 +26,36 @@ export type CaptureInput =
        * MPEG-TS is an unplayable stream.
        */
       copyAudio?: boolean;
+      /** A local microphone recorded instead of the camera's audio. */
+      mic?: AlsaMic;
+    }
+  | {
+      /**
+       * A camera or HDMI capture device on this PC (Video4Linux). H.264 from the device is copied;
+       * any other format (MJPEG, raw YUYV) is encoded to H.264 with a fixed GOP of one segment.
+       */
+      kind: 'v4l2';
+      /** e.g. /dev/v4l/by-id/usb-...-video-index0 (stable) or /dev/video0. */
+      device: string;
+      /** The pixel format asked of the device; absent = the device's own choice (then encoded). */
+      inputFormat?: 'mjpeg' | 'h264' | 'yuyv422';
+      width: number;
+      height: number;
+      fps: number;
+      /** x264 quality target when the picture is encoded. */
+      crf: number;
+      /** Bitrate ceiling of the encoded picture, in kbit/s. */
+      maxBitrateKbps: number;
+      mic?: AlsaMic;
     };
+
+/** An ALSA capture device, recorded as the audio of a video source (second ffmpeg input). */
+export interface AlsaMic {
+  /** A stable ALSA name such as plughw:CARD=USB,DEV=0 (or a PCM defined in asound.conf). */
+  device: string;
+  channels: number;
+  sampleRate: number;
+}
 
 export interface SegmentOutput {
   /** The run directory; it must be new and empty (ffmpeg is told never to overwrite). */
@@ -76,7 +105,7 @@ export const PROGRESS_ARGS: readonly string[] = ['-hide_banner', '-nostats', '-l
 
 export function buildCaptureArgs(input: CaptureInput, output: SegmentOutput, monitor?: MonitorOutput): string[] {
   const monitored = monitor !== undefined && isMonitored(input);
-  return [...PROGRESS_ARGS, '-n', ...inputArgs(input), ...segmentArgs(output), ...(monitored ? monitorArgs(monitor) : [])];
+  return [...PROGRESS_ARGS, '-n', ...inputArgs(input, output.segmentSeconds), ...segmentArgs(output), ...(monitored ? monitorArgs(monitor, input) : [])];
 }
 
 /**
@@ -89,10 +118,11 @@ export function isMonitored(input: CaptureInput): boolean {
 }
 
 /** The second output (for a camera input): decoded, reduced copies of its streams into filters that print to a pipe; nothing is written. */
-function monitorArgs(monitor: MonitorOutput): string[] {
+function monitorArgs(monitor: MonitorOutput, input: CaptureInput): string[] {
   const video = '0:v:0';
-  // Audio is optional on a camera, so the measured audio is optional too.
-  const audio = '0:a:0?';
+  // A microphone is the second input and must be there; a camera's audio is optional, so the
+  // measured audio is optional too.
+  const audio = micOf(input) ? '1:a:0' : '0:a:0?';
   const print = `file='pipe\\:${monitor.fd}':direct=1`; // direct: a line per write, not a 32 KiB buffer
   const args: string[] = [];
   const videoFilters = [
@@ -110,9 +140,13 @@ function monitorArgs(monitor: MonitorOutput): string[] {
       '-af',
       [
         `aresample=${MONITOR_AUDIO_RATE}`,
-        // One frame a second, so each printed level covers one second.
-        `asetnsamples=n=${MONITOR_AUDIO_RATE}:p=0`,
-        'astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level',
+        // Frames of 0.1 s, the statistics reset every ten of them, and only each tenth frame
+        // printed: one level a second, over that second. Frames of a whole second held the
+        // filter back by up to a second per frame; with a microphone as a second input ffmpeg
+        // then read the camera up to 2 s behind, and Stop dropped that video (measured).
+        `asetnsamples=n=${MONITOR_AUDIO_RATE / 10}:p=0`,
+        'astats=metadata=1:reset=10:measure_perchannel=none:measure_overall=RMS_level',
+        "aselect='eq(mod(n,10),9)'",
         `ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:${print}`,
       ].join(','),
     );
@@ -121,7 +155,36 @@ function monitorArgs(monitor: MonitorOutput): string[] {
 }
 
 
-function inputArgs(input: CaptureInput): string[] {
+function micOf(input: CaptureInput): AlsaMic | undefined {
+  return input.kind === 'synthetic' ? undefined : input.mic;
+}
+
+// Encoded audio, the same for a camera's G.711 and a microphone.
+const AAC_ARGS: readonly string[] = ['-c:a', 'aac', '-b:a', '96k', '-ar', '48000'];
+
+/**
+ * The live video input's timestamps when a microphone is muxed with it. ffmpeg's ALSA input
+ * stamps each packet with the wall clock, a camera with its own clock (RTP), and without
+ * -copyts ffmpeg shifts each input to start at 0 on its own; the video input is therefore
+ * stamped with the wall clock too, on arrival. Measured here with the RTSP test camera and a
+ * tone fed through ALSA's file plugin, the camera turning black and the tone stopping at the same
+ * instant: without this flag the sound led the picture by 0.55-0.78 s (the time ffmpeg spent
+ * probing the camera before it opened the microphone); with it the sound trailed by about
+ * 0.16 s, part of which is the test rig's pipe. -copyts instead kept absolute wall-clock times
+ * and broke the segmenter (a first "segment" of 1.8e9 s). A clap test on the room's PC is
+ * still the real check (research/libraries.md §2.8). Copied video keeps its frames; a camera
+ * that sends B-frames would need its own timestamps (few do, and none in zero-latency modes).
+ */
+const WALLCLOCK_ARGS: readonly string[] = ['-use_wallclock_as_timestamps', '1'];
+
+/** The microphone as the second input; its packets carry wall-clock times already. */
+function micInputArgs(mic: AlsaMic): string[] {
+  // A larger queue than a camera's: an ALSA input delivers many small packets (one per period),
+  // and a full queue blocks the capture thread while the device overruns.
+  return ['-thread_queue_size', '4096', '-f', 'alsa', '-channels', String(mic.channels), '-sample_rate', String(mic.sampleRate), '-i', mic.device];
+}
+
+function inputArgs(input: CaptureInput, segmentSeconds: number): string[] {
   switch (input.kind) {
     case 'synthetic': {
       // A fixed GOP of 2 s, like a well-configured camera, so segments cut close to segmentSeconds.
@@ -139,6 +202,7 @@ function inputArgs(input: CaptureInput): string[] {
     }
     case 'rtsp':
       return [
+        ...(input.mic ? WALLCLOCK_ARGS : []),
         '-rtsp_transport', 'tcp',
         '-timeout', String(Math.round(input.timeoutMs * 1000)),
         // Cameras send broken or missing timestamps after a reboot; regenerate what is missing.
@@ -150,12 +214,40 @@ function inputArgs(input: CaptureInput): string[] {
         // shorter probe (-analyzeduration 1 s) the first segment of each run held a repeated
         // timestamp (measured; see BENCHMARKS.md). A lecture's first seconds matter more.
         '-i', input.url,
+        ...(input.mic ? micInputArgs(input.mic) : []),
         // Video is copied (a camera already encodes); audio is optional and transcoded because
         // camera G.711 cannot be carried in MP4 and becomes an unplayable stream in MPEG-TS.
-        '-map', '0:v:0', '-map', '0:a:0?',
-        '-c:v', 'copy', ...(input.copyAudio ? ['-c:a', 'copy'] : ['-c:a', 'aac', '-b:a', '96k', '-ar', '48000']),
+        '-map', '0:v:0', ...(input.mic ? ['-map', '1:a:0'] : ['-map', '0:a:0?']),
+        '-c:v', 'copy', ...(input.copyAudio && !input.mic ? ['-c:a', 'copy'] : AAC_ARGS),
         '-max_muxing_queue_size', '1024',
       ];
+    case 'v4l2': {
+      // One GOP per segment, so each segment starts on a key frame and cuts land on time.
+      const gop = String(input.fps * segmentSeconds);
+      const encode =
+        input.inputFormat === 'h264'
+          ? ['-c:v', 'copy']
+          : [
+              '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p',
+              '-crf', String(input.crf), '-maxrate', `${input.maxBitrateKbps}k`, '-bufsize', `${input.maxBitrateKbps * 2}k`,
+              '-g', gop, '-keyint_min', gop, '-sc_threshold', '0',
+            ];
+      return [
+        ...(input.mic ? WALLCLOCK_ARGS : []),
+        '-f', 'v4l2',
+        ...(input.inputFormat !== undefined ? ['-input_format', input.inputFormat] : []),
+        '-video_size', `${input.width}x${input.height}`,
+        '-framerate', String(input.fps),
+        // Raw frames are large (a 1080p YUYV frame is 4 MB): a short queue, and when the encoder
+        // falls behind the driver drops frames instead of this process growing.
+        '-thread_queue_size', '64',
+        '-i', input.device,
+        ...(input.mic ? micInputArgs(input.mic) : []),
+        '-map', '0:v:0', ...(input.mic ? ['-map', '1:a:0', ...AAC_ARGS] : []),
+        ...encode,
+        '-max_muxing_queue_size', '1024',
+      ];
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import type { CaptureInput } from './captureArgs.js';
  */
 
 /** What can be measured: a capture source's input, or a local ALSA capture device. */
-export type LevelInput = CaptureInput | { kind: 'alsa'; device: string };
+export type LevelInput = CaptureInput | { kind: 'alsa'; device: string; channels?: number; sampleRate?: number };
 
 export interface AudioLevel {
   /** RMS level over the whole test, dBFS (-Infinity for digital silence). */
@@ -23,13 +23,23 @@ export function buildLevelTestArgs(input: LevelInput, seconds: number): string[]
 }
 
 function levelInputArgs(input: LevelInput): string[] {
+  // A source recorded with a microphone is heard through the microphone.
+  if ((input.kind === 'rtsp' || input.kind === 'v4l2') && input.mic) return levelInputArgs({ kind: 'alsa', ...input.mic });
   switch (input.kind) {
     case 'synthetic':
       return ['-f', 'lavfi', '-i', `sine=frequency=${input.toneHz}:sample_rate=48000`];
     case 'rtsp':
       return ['-rtsp_transport', 'tcp', '-timeout', String(Math.round(input.timeoutMs * 1000)), '-i', input.url];
+    case 'v4l2':
+      // A video device has no sound of its own: ffmpeg answers that 0:a:0 matches no stream.
+      return ['-f', 'v4l2', '-i', input.device];
     case 'alsa':
-      return ['-f', 'alsa', '-i', input.device];
+      return [
+        '-f', 'alsa',
+        ...(input.channels !== undefined ? ['-channels', String(input.channels)] : []),
+        ...(input.sampleRate !== undefined ? ['-sample_rate', String(input.sampleRate)] : []),
+        '-i', input.device,
+      ];
   }
 }
 

@@ -91,8 +91,10 @@ describe('buildCaptureArgs with confidence monitoring', () => {
     // Audio is optional on a camera, so the measured audio is optional too.
     expect(second[second.lastIndexOf('-map') + 1]).toBe('0:a:0?');
     const af = valueAfter(second, '-af') ?? '';
-    expect(af).toContain('asetnsamples=n=16000');
-    expect(af).toContain('astats=metadata=1:reset=1');
+    // Frames of 0.1 s; statistics over ten of them, and only every tenth printed: one level a second.
+    expect(af).toContain('asetnsamples=n=1600');
+    expect(af).toContain('astats=metadata=1:reset=10:');
+    expect(af).toContain("aselect='eq(mod(n,10),9)'");
     expect(af).toMatch(/ametadata=mode=print:key=lavfi\.astats\.Overall\.RMS_level:file='pipe\\:3':direct=1$/);
     // Nothing of the recording changes: its codec options come before the segment output.
     expect(args.slice(0, segmentsAt + 1)).toEqual(buildCaptureArgs({ kind: 'rtsp', url: 'rtsp://cam/s', timeoutMs: 5000 }, out));

@@ -81,7 +81,7 @@ describe('configuration', () => {
     expect(err.code).toBe('CONFIG_INVALID');
     // In schema order (sections as the example file lists them), not file order.
     expect(err.details.problems).toEqual([
-      'sources.1.kind: unknown source kind "usb"; expected one of synthetic, rtsp, onvif',
+      'sources.1.kind: unknown source kind "usb"; expected one of synthetic, rtsp, onvif, v4l2',
       'capture.segmentSeconds: must be an integer between 2 and 300, got 0',
       'transcode.foo: unknown key',
     ]);
@@ -103,7 +103,7 @@ describe('configuration', () => {
       'agent.site: must be 1-64 letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit, got "../etc"',
       'agent.room: must be a string, got 101; write it in quotes ("101")',
       'log.level: must be one of "debug", "info", "warn", "error", got "verbose"',
-      'sources.0.kind: is required; set it to one of synthetic, rtsp, onvif',
+      'sources.0.kind: is required; set it to one of synthetic, rtsp, onvif, v4l2',
       'capture.segmentSeconds: must be an integer between 2 and 300, got "ten"',
       'capture.rtspTimeoutMs: must be an integer between 1000 and 60000, got 2.5',
       'capture.stallTimeoutMs: must be an integer between 3000 and 600000, got 900000',
@@ -180,7 +180,7 @@ describe('configuration', () => {
     const { config } = loadConfig({ path: file, env: {}, cwd: '/' });
     expect(config.agent.dataDir).toBe(path.join(tmp.dir, 'var'));
     expect(config.storage).toEqual({ kind: 'file', root: '/srv/store', prefix: '' });
-    expect(config.sources.map((s) => (s.kind === 'synthetic' ? undefined : s.passwordFile))).toEqual([
+    expect(config.sources.map((s) => (s.kind === 'synthetic' || s.kind === 'v4l2' ? undefined : s.passwordFile))).toEqual([
       path.join(tmp.dir, 'etc', 'secrets', 'a.pw'),
       path.join(tmp.dir, 'etc', 'b.pw'),
       '/run/c.pw',

@@ -145,6 +145,10 @@ async function checkSource(source: SourceConfig, env: NodeJS.ProcessEnv, timeout
   switch (source.kind) {
     case 'synthetic':
       return { name, level: 'ok', message: `synthetic ${source.width}x${source.height} test pattern (no camera to reach)` };
+    case 'v4l2':
+      return (await fs.access(source.device).then(() => true, () => false))
+        ? { name, level: 'ok', message: `video device ${source.device} is present` }
+        : { name, level: 'fail', message: `video device ${source.device} does not exist (unplugged? ls /dev/v4l/by-id/ lists the connected ones)` };
     case 'rtsp': {
       const url = new URL(source.url);
       const reply = await rtspOptions(url, timeoutMs);

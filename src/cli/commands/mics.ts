@@ -22,14 +22,17 @@ export function registerMicCommands(program: Command, io: CliIo, loadConfig: () 
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const alsa = await listAlsaCaptureDevices();
-      const sources = loadConfig().sources.map((s) => ({ source: s.name, kind: s.kind, audio: sourceAudio(s.kind) }));
+      const configured = loadConfig().sources;
+      const sources = configured.map((s) => ({ source: s.name, kind: s.kind, audio: sourceAudio(s) }));
+      const microphone = configuredMicrophone(configured);
       if (opts.json) {
-        io.out(JSON.stringify({ alsa, sources }, null, 2));
+        io.out(JSON.stringify({ alsa, sources, microphone: microphone ?? null }, null, 2));
         return;
       }
       io.out(describeAlsa(alsa));
       io.out('Audio of the configured sources:');
       for (const s of sources) io.out(`  ${s.source} (${s.kind}): ${s.audio}`);
+      io.out(describeMicrophone(microphone, alsa));
     });
 
   mics
@@ -83,15 +86,42 @@ const ALSA_DEVICE = /^(hw|plughw|sysdefault|dsnoop|default)(:|$)/;
 async function levelInputOf(name: string, config: Config, secrets: string[]): Promise<LevelInput | undefined> {
   const index = config.sources.findIndex((s) => s.name === name);
   if (index >= 0) {
-    const source = buildCaptureSources({ ...config, sources: [config.sources[index] as Config['sources'][number]] }, process.env)[0];
+    const configured = config.sources[index] as Config['sources'][number];
+    // A source recorded with a microphone is heard through it (the video device need not be there).
+    if (configured.kind !== 'synthetic' && configured.audio) return { kind: 'alsa', device: configured.audio.device, channels: configured.audio.channels, sampleRate: configured.audio.sampleRate };
+    const source = buildCaptureSources({ ...config, sources: [configured] }, process.env)[0];
     if (!source) return undefined;
+    if (source.input.kind === 'v4l2') throw new Error(`source ${name} is a video device without sound; give it a microphone (audio: { kind: alsa, device: ... }) or test the microphone by its ALSA name`);
     secrets.push(...source.secrets);
     if (!source.resolve) return source.input;
     const resolved = await source.resolve(AbortSignal.timeout(30_000));
     secrets.push(...resolved.secrets);
     return resolved.input;
   }
+  // The configured microphone by its device name too, even a PCM defined in asound.conf.
+  const mic = configuredMicrophone(config.sources);
+  if (mic && mic.device === name) return { kind: 'alsa', device: name, channels: mic.channels, sampleRate: mic.sampleRate };
   return ALSA_DEVICE.test(name) ? { kind: 'alsa', device: name } : undefined;
+}
+
+type MicrophoneConfig = NonNullable<Extract<Config['sources'][number], { audio?: unknown }>['audio']>;
+
+/** The room's chosen microphone (the configuration allows one) and the source it is recorded with. */
+function configuredMicrophone(sources: Config['sources']): (MicrophoneConfig & { source: string }) | undefined {
+  for (const s of sources) if (s.kind !== 'synthetic' && s.audio) return { ...s.audio, source: s.name };
+  return undefined;
+}
+
+function describeMicrophone(mic: (MicrophoneConfig & { source: string }) | undefined, alsa: AlsaListing): string {
+  if (!mic) return "Configured microphone: none (each source records its own audio).";
+  const gain = mic.gainPercent !== undefined ? `gain ${mic.gainPercent}% (${mic.mixerControl}), set at every recording start` : 'gain left as the mixer has it';
+  const cardId = /(?:^|[:,])CARD=([A-Za-z0-9_-]+)/.exec(mic.device)?.[1];
+  const present = !alsa.available
+    ? 'not connected: this PC has no sound card'
+    : cardId === undefined || alsa.devices.some((d) => d.cardId === cardId)
+      ? 'connected'
+      : `not connected: no sound card with the id ${cardId}`;
+  return `Configured microphone: ${mic.device}, recorded with source ${mic.source}; ${mic.channels} channel${mic.channels === 1 ? '' : 's'} at ${mic.sampleRate} Hz; ${gain}; ${present}`;
 }
 
 /**
@@ -116,13 +146,16 @@ function describeAlsa(alsa: AlsaListing): string {
   return ['ALSA capture devices (use the name in the configuration; card numbers change between reboots):', ...alsa.devices.map((d) => `  ${d.name}  ${d.cardName} / ${d.deviceName}`)].join('\n');
 }
 
-function sourceAudio(kind: Config['sources'][number]['kind']): string {
-  switch (kind) {
+function sourceAudio(source: Config['sources'][number]): string {
+  if (source.kind !== 'synthetic' && source.audio) return `the microphone ${source.audio.device} (instead of its own audio)`;
+  switch (source.kind) {
     case 'synthetic':
       return 'a test tone';
     case 'rtsp':
       return 'the stream\'s audio track, if the camera sends one (transcoded to AAC)';
     case 'onvif':
       return 'the camera\'s audio encoder; see and change it with: lectern cameras audio <name>';
+    case 'v4l2':
+      return 'none (a video device has no sound; give it a microphone with audio:)';
   }
 }
