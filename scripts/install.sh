@@ -5,7 +5,7 @@
 #   sudo bash scripts/install.sh [--prefix DIR] [--no-start]
 #
 # What it does:
-#   - Debian packages: ffmpeg (and, to build, what scripts/setup.sh needs); Node.js >= 20.19 must
+#   - Debian packages: ffmpeg, alsa-utils (amixer, for a microphone's gain) (and, to build, what scripts/setup.sh needs); Node.js >= 20.19 must
 #     be installed already, outside any home directory (the service has ProtectHome=yes);
 #   - builds this checkout when dist/ is missing (scripts/setup.sh);
 #   - the system user and group "lectern", in the groups audio and video (and render, for VAAPI);
@@ -61,6 +61,8 @@ fi
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+# amixer sets a local microphone's capture gain (lectern records without it, with a warning)
+command -v amixer >/dev/null 2>&1 || need_apt+=(alsa-utils)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
