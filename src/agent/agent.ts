@@ -10,10 +10,10 @@ import { Worker } from '../queue/worker.js';
 import { DiskGuard } from '../storage/diskSpace.js';
 import { LocalLayout } from '../storage/localLayout.js';
 import type { Store } from '../storage/store.js';
-import { createTranscodeHandler, TRANSCODE_JOB } from '../transcode/handler.js';
+import { createTranscodeHandler, createTranscodeTier2Handler, TIER_PRIORITY, TRANSCODE_JOB, TRANSCODE_TIER2_JOB, type TranscodeHandlerDeps } from '../transcode/handler.js';
 import { Packager, type PackagerSettings } from '../transcode/packager.js';
 import { ProgressiveEncoder } from '../transcode/progressive.js';
-import { createPublishHandler, PUBLISH_JOB } from '../upload/publishHandler.js';
+import { createPublishHandler, createTier1PublishHandler, PUBLISH_JOB, PUBLISH_TIER1_JOB, type PublishHandlerDeps } from '../upload/publishHandler.js';
 import { describeError } from '../util/errors.js';
 import { createApiBackend, createApiServer } from './apiBackend.js';
 import { buildCaptureSources, checkCameras } from './sources.js';
@@ -165,32 +165,45 @@ export class Agent {
     const progressive = config.transcode.progressive
       ? new ProgressiveEncoder({ recordings, dataDir: config.agent.dataDir, sourceName: presenter.name, packageDir: (id) => layout.packageDir(id), settings: packagerSettings, logger })
       : undefined;
-    worker.register(
-      createTranscodeHandler({
-        recordings,
-        packager: new Packager({ settings: packagerSettings, logger }),
-        ...(progressive ? { progressive } : {}),
-        dataDir: config.agent.dataDir,
-        packageDirs: (id) => ({ stagingDir: layout.packageStagingDir(id), finalDir: layout.packageDir(id) }),
-        identity: { agentId: config.agent.id, version: this.#o.version, site: config.agent.site, room: config.agent.room },
-        source: { name: presenter.name, role: presenter.role },
-        enqueuePublish: (lectureId) => {
-          queue.enqueue(PUBLISH_JOB, { lectureId }, { key: lectureId });
-          worker.kick();
-        },
-      }),
-    );
+    const transcodeDeps: TranscodeHandlerDeps = {
+      recordings,
+      packager: new Packager({ settings: packagerSettings, logger }),
+      ...(progressive ? { progressive } : {}),
+      dataDir: config.agent.dataDir,
+      packageDirs: (id) => ({ stagingDir: layout.packageStagingDir(id), finalDir: layout.packageDir(id) }),
+      identity: { agentId: config.agent.id, version: this.#o.version, site: config.agent.site, room: config.agent.room },
+      source: { name: presenter.name, role: presenter.role },
+      otherSources: sources.filter((s) => s !== presenter).map((s) => ({ name: s.name, role: s.role })),
+      // DESIGN §4: lower tiers first (then older lectures, by job id); `publish` is a lecture's final publish.
+      enqueuePublish: (lectureId, tier) => {
+        queue.enqueue(tier === 1 ? PUBLISH_TIER1_JOB : PUBLISH_JOB, { lectureId }, { key: lectureId, priority: config.transcode.tiers ? TIER_PRIORITY[tier] : 0 });
+        worker.kick();
+      },
+      ...(config.transcode.tiers
+        ? {
+            tiers: {
+              enqueueTier2: (lectureId: string) => {
+                queue.enqueue(TRANSCODE_TIER2_JOB, { recordingId: lectureId }, { key: lectureId, priority: TIER_PRIORITY[2] });
+                worker.kick();
+              },
+            },
+          }
+        : {}),
+    };
+    worker.register(createTranscodeHandler(transcodeDeps));
+    // Registered even with tiers off: a tier-2 job queued before the switch still finishes its lecture.
+    worker.register(createTranscodeTier2Handler(transcodeDeps));
     const publishProgress = new PublishProgressRepo(db);
-    worker.register(
-      createPublishHandler({
-        store,
-        storePrefix: config.storage.prefix,
-        packageDir: (id) => layout.packageDir(id),
-        onProgress: (id, p) => publishProgress.set(id, p),
-        // A publish that would only wait for the recording to end gives the worker back to packaging.
-        ...(bandwidth ? { uploadsPaused: () => bandwidth.status().pausedReason != null } : {}),
-      }),
-    );
+    const publishDeps: PublishHandlerDeps = {
+      store,
+      storePrefix: config.storage.prefix,
+      packageDir: (id) => layout.packageDir(id),
+      onProgress: (id, p) => publishProgress.set(id, p),
+      // A publish that would only wait for the recording to end gives the worker back to packaging.
+      ...(bandwidth ? { uploadsPaused: () => bandwidth.status().pausedReason != null } : {}),
+    };
+    worker.register(createPublishHandler(publishDeps));
+    worker.register(createTier1PublishHandler(publishDeps));
 
     const settings: CaptureSettings = {
       segmentSeconds: config.capture.segmentSeconds,
@@ -347,10 +360,12 @@ export class Agent {
   }
 }
 
-/** The lectures whose publish job is waiting or running. */
+/** The lectures whose publish job (of either tier) is waiting or running, each once. */
 function publishJobLectureIds(queue: JobQueue): string[] {
-  return [...queue.list({ kind: PUBLISH_JOB, state: 'queued' }), ...queue.list({ kind: PUBLISH_JOB, state: 'running' })].flatMap((job) => {
+  const jobs = [PUBLISH_TIER1_JOB, PUBLISH_JOB].flatMap((kind) => [...queue.list({ kind, state: 'queued' }), ...queue.list({ kind, state: 'running' })]);
+  const ids = jobs.flatMap((job) => {
     const id = (job.payload as { lectureId?: unknown } | null)?.lectureId;
     return typeof id === 'string' ? [id] : [];
   });
+  return [...new Set(ids)];
 }

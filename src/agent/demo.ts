@@ -1,8 +1,8 @@
 import type { JobQueue } from '../queue/queue.js';
 import type { Job } from '../queue/types.js';
-import { TRANSCODE_JOB } from '../transcode/handler.js';
+import { TRANSCODE_JOB, TRANSCODE_TIER2_JOB } from '../transcode/handler.js';
 import { MANIFEST_FILE_NAME, parseManifest } from '../transcode/manifest.js';
-import { PUBLISH_JOB, type PublishJobResult } from '../upload/publishHandler.js';
+import { PUBLISH_JOB, PUBLISH_TIER1_JOB, type PublishJobResult } from '../upload/publishHandler.js';
 import { sleep } from '../util/sleep.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import type { Agent } from './agent.js';
@@ -78,7 +78,7 @@ function lecturesWithPendingWork(queue: JobQueue): string[] {
   const ids = new Set<string>();
   for (const state of ['queued', 'running'] as const) {
     for (const job of queue.list({ state })) {
-      if (job.kind === TRANSCODE_JOB || job.kind === PUBLISH_JOB) ids.add(job.key);
+      if (job.kind === TRANSCODE_JOB || job.kind === TRANSCODE_TIER2_JOB || job.kind === PUBLISH_TIER1_JOB || job.kind === PUBLISH_JOB) ids.add(job.key);
     }
   }
   return [...ids].sort();

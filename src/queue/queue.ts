@@ -200,13 +200,15 @@ export class JobQueue {
    * Requeues running jobs whose lease has ended; their attempt stays spent, and a job that has
    * used all its attempts this way goes to the dead letter (a job that crashes the process must
    * not crash it forever). `all: true` takes every running job: at daemon start this process is
-   * the only worker, so every running row is an orphan of a crash. Returns how many were taken.
+   * the only worker, so every running row is an orphan of a crash. Returns how many were taken;
+   * `onDead` hears of each job this sent to the dead letter (for its handler's clean-up).
    */
-  reclaimExpired(opts: { all?: boolean } = {}): number {
+  reclaimExpired(opts: { all?: boolean; onDead?: (job: Job) => void } = {}): number {
     const rows = this.stmt.reclaim.all({ now: this.now(), all: opts.all ? 1 : 0 });
     for (const row of rows) {
       const next = row.state === 'dead' ? 'moved to dead letter (no attempts left)' : 'queued again';
-      this.logger.warn(`job ${row.id} (${row.kind}) was ${row.last_error}; ${next}`, { jobId: row.id, kind: row.kind });
+      this.logger.warn(`job ${row.id} (${row.kind}) was ${row.last_error ?? 'abandoned'}; ${next}`, { jobId: row.id, kind: row.kind });
+      if (row.state === 'dead') opts.onDead?.(toJob(row));
     }
     return rows.length;
   }
@@ -305,14 +307,14 @@ function prepareStatements(db: Db) {
          ${clearLease}, updated_at_ms = @now
        WHERE ${OWNED} RETURNING *`,
     ),
-    reclaim: db.prepare<{ now: number; all: 0 | 1 }, { id: number; kind: string; state: JobState; last_error: string }>(
+    reclaim: db.prepare<{ now: number; all: 0 | 1 }, JobRow>(
       `UPDATE jobs SET
          state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
          finished_at_ms = CASE WHEN attempts >= max_attempts THEN @now ELSE NULL END,
          last_error = 'abandoned by worker ' || lease_owner || ' (lease expired or process ended)',
          ${clearLease}, updated_at_ms = @now
        WHERE state = 'running' AND (@all = 1 OR lease_until_ms < @now)
-       RETURNING id, kind, state, last_error`,
+       RETURNING *`,
     ),
     byId: db.prepare<{ id: number }, JobRow>(`SELECT * FROM jobs WHERE id = @id`),
     byKey: db.prepare<{ kind: string; key: string }, JobRow>(`SELECT * FROM jobs WHERE kind = @kind AND key = @key`),

@@ -65,4 +65,16 @@ export interface JobHandler<P> {
   /** Validates the stored payload at dequeue; a throw moves the job straight to the dead letter. */
   parse(payload: unknown): P;
   run(payload: P, ctx: JobContext): Promise<JobOutcome | void>;
+  /**
+   * Called once when the job has been given up (moved to the dead letter after its last attempt,
+   * or abandoned by crashed workers too often): releases what unfinished runs hold outside the
+   * database, e.g. an open multipart upload on the storage. Errors are logged, never retried.
+   */
+  onDeadLetter?(payload: P, ctx: DeadLetterContext): Promise<void>;
+}
+
+/** What a dead-letter hook gets: the job as it now is (state 'dead'), and a logger. */
+export interface DeadLetterContext {
+  job: Job;
+  logger: Logger;
 }

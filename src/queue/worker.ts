@@ -40,6 +40,8 @@ export class Worker {
   private readonly reclaimAllOnStart: boolean;
   private readonly handlers = new Map<string, JobHandler<unknown>>();
   private readonly active = new Map<number, ActiveJob>();
+  /** Dead-letter hooks still running (stop() and runUntilIdle() wait for them). */
+  private readonly cleanups = new Set<Promise<void>>();
   private loopDone: Promise<void> | undefined;
   private stopping = false;
   private stopDone: Promise<void> | undefined;
@@ -69,7 +71,7 @@ export class Worker {
   async start(): Promise<void> {
     if (this.stopping) throw new LecternError('INTERNAL', 'a stopped worker cannot be started again');
     if (this.loopDone) return;
-    this.queue.reclaimExpired({ all: this.reclaimAllOnStart });
+    this.queue.reclaimExpired({ all: this.reclaimAllOnStart, onDead: (job) => this.deadLettered(job) });
     this.lastReclaimMs = this.queue.now();
     this.logger.info('worker started', { owner: this.owner, kinds: this.kinds(), concurrency: this.concurrency });
     this.loopDone = this.loop();
@@ -96,7 +98,7 @@ export class Worker {
     const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
     const kinds = this.kinds();
     for (;;) {
-      if (this.active.size === 0 && this.queue.activeCount(kinds) === 0) return;
+      if (this.active.size === 0 && this.cleanups.size === 0 && this.queue.activeCount(kinds) === 0) return;
       if (this.stopping) throw new LecternError('INTERNAL', 'the worker stopped before the queue became idle');
       if (Date.now() >= deadline) {
         throw new LecternError('INTERNAL', `the queue did not become idle within ${opts.timeoutMs} ms`, { details: { counts: this.queue.counts() } });
@@ -115,6 +117,7 @@ export class Worker {
     this.wake?.();
     await this.loopDone;
     await Promise.all([...this.active.values()].map((run) => run.settled));
+    await Promise.all([...this.cleanups]);
     this.logger.info('worker stopped', { owner: this.owner });
   }
 
@@ -138,7 +141,7 @@ export class Worker {
     // Our own running jobs keep their leases fresh, so only another (dead) worker's can expire.
     if (now - this.lastReclaimMs >= this.queue.leaseMs / 2) {
       this.lastReclaimMs = now;
-      this.queue.reclaimExpired();
+      this.queue.reclaimExpired({ onDead: (job) => this.deadLettered(job) });
     }
     const kinds = this.kinds();
     while (this.active.size < this.concurrency && !this.stopping) {
@@ -247,10 +250,32 @@ export class Worker {
     const what = `job ${job.id} (${job.kind}) failed: ${describeError(err)}`;
     if (after.state === 'dead') {
       log.error(`${what}; moved to dead letter after ${after.attempts} attempt${after.attempts === 1 ? '' : 's'}`);
+      this.deadLettered(after);
     } else {
       const delayMs = Math.max(0, after.runAfterMs - this.queue.now());
       log.warn(`${what}; retrying in ${formatDelay(delayMs)} (attempt ${after.attempts + 1} of ${after.maxAttempts})`);
     }
+  }
+
+  /**
+   * Runs the handler's dead-letter hook in the background (it may talk to a slow store); a job
+   * whose payload does not parse has nothing to clean up.
+   */
+  private deadLettered(job: Job): void {
+    const handler = this.handlers.get(job.kind);
+    if (!handler?.onDeadLetter) return;
+    const log = this.logger.child({ jobId: job.id, kind: job.kind });
+    let payload: unknown;
+    try {
+      payload = handler.parse(job.payload);
+    } catch {
+      return;
+    }
+    const run: Promise<void> = handler
+      .onDeadLetter(payload, { job, logger: log })
+      .catch((err: unknown) => log.warn(`job ${job.id} (${job.kind}): clean-up after the dead letter failed: ${describeError(err)}`))
+      .finally(() => this.cleanups.delete(run));
+    this.cleanups.add(run);
   }
 
   /**

@@ -73,6 +73,8 @@ export interface MultipartState {
   forgetPart(uploadId: string, partNumber: number): Promise<void>;
   /** The upload was completed or aborted: forget it. */
   end(uploadId: string): Promise<void>;
+  /** Every upload still open (to abort those of a lecture given up). */
+  list?(): MultipartUpload[] | Promise<MultipartUpload[]>;
 }
 
 /** Keeps the state for the life of the process: resumes within it, not after a restart. */
@@ -104,6 +106,10 @@ export class MemoryMultipartState implements MultipartState {
 
   async end(uploadId: string): Promise<void> {
     this.#uploads.delete(uploadId);
+  }
+
+  list(): MultipartUpload[] {
+    return [...this.#uploads.values()].map(({ upload }) => ({ ...upload }));
   }
 
   /** Open uploads, for tests and status. */
@@ -375,6 +381,36 @@ export class MultipartUploader {
       idMarker = page.NextUploadIdMarker;
     }
     if (aborted > 0) this.#log.info(`aborted ${aborted} stale multipart upload(s) of "${key}" left by an earlier run`);
+    return aborted;
+  }
+
+  /**
+   * Aborts every open upload under `prefix`: those recorded here (by their UploadId) and those
+   * the server lists (an orphan of a crash between Create's reply and our record of it), and
+   * forgets each the server no longer holds. An upload whose abort failed stays recorded, so a
+   * later upload of its key (abortOthers) still finds it. Returns how many were aborted.
+   */
+  async abortUnder(prefix: string): Promise<number> {
+    const recorded = (await this.#o.state.list?.()) ?? [];
+    const targets = new Map<string, Pick<MultipartUpload, 'key' | 'uploadId'>>();
+    for (const u of recorded) if (u.key.startsWith(prefix)) targets.set(u.uploadId, u);
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const page = await this.#o.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.#o.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(idMarker ? { UploadIdMarker: idMarker } : {}) }),
+      );
+      for (const u of page.Uploads ?? []) if (u.Key?.startsWith(prefix) && u.UploadId) targets.set(u.UploadId, { key: u.Key, uploadId: u.UploadId });
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) break;
+      keyMarker = page.NextKeyMarker;
+      idMarker = page.NextUploadIdMarker;
+    }
+    let aborted = 0;
+    for (const upload of targets.values()) {
+      if (!(await this.#abortQuietly(upload))) continue;
+      await this.#o.state.end(upload.uploadId);
+      aborted++;
+    }
     return aborted;
   }
 

@@ -371,6 +371,18 @@ export class S3Store implements Store {
     }
   }
 
+  async abortUploads(prefix: string): Promise<number> {
+    assertValidPrefix(prefix);
+    let aborted: number;
+    try {
+      aborted = await this.#retrying(`ListMultipartUploads "${prefix}"`, () => this.#multipart.abortUnder(prefix));
+    } catch (err) {
+      throw this.#error('STORE_WRITE_FAILED', `cannot abort the unfinished uploads under "${prefix}" in ${this.description}`, err);
+    }
+    if (aborted > 0) this.#log.info(`aborted ${aborted} unfinished multipart upload(s) under "${prefix}"`);
+    return aborted;
+  }
+
   /**
    * Runs one request (`send` must build it afresh: a streamed body can be read only once) and
    * retries it while it fails retryably, with capped backoff. Anything else is thrown at once:

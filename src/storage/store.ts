@@ -49,6 +49,12 @@ export interface Store {
   list(prefix: string, opts?: ListOptions): Promise<StoreObjectInfo[]>;
   /** A missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Given up on the uploads under `prefix` (a lecture's): aborts every unfinished multipart upload
+   * there, so no orphan parts stay on the server, and forgets its progress. Returns how many were
+   * aborted. Stores without multipart uploads have no such method.
+   */
+  abortUploads?(prefix: string): Promise<number>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -244,13 +244,16 @@ export class ChunkedVideo {
   /**
    * Puts the finished chunks into a package's staging folder: hard links (the chunks stay valid
    * until the package is in place, so a crash before that loses nothing), one init segment and
-   * one playlist per rendition, and the seek-bar sprites drawn from the chunks' tiles.
+   * one playlist per rendition, and the seek-bar sprites drawn from the chunks' tiles. A tiered
+   * package takes some renditions at a time (`renditions`, default all) and the sprites only
+   * when `sprite` is given; the chunks stay whole for the next tier.
    */
-  async assemble(stagingDir: string, sprite: { columns: number; rows: number }, signal?: AbortSignal): Promise<void> {
+  async assemble(stagingDir: string, opts: { renditions?: readonly string[]; sprite?: { columns: number; rows: number } }, signal?: AbortSignal): Promise<void> {
     const hlsDir = path.join(stagingDir, 'hls');
     const first = this.#state.chunks[0];
     if (!first) throw new LecternError('INTERNAL', 'no chunk to assemble');
-    for (const r of this.#params.renditions) {
+    const wanted = opts.renditions;
+    for (const r of this.#params.renditions.filter((x) => !wanted || wanted.includes(x.name))) {
       const out = path.join(hlsDir, r.name);
       await mkdir(out, { recursive: true, mode: 0o755 });
       await link(path.join(this.#dir, chunkDirName(0), r.name, first.inits[r.name] ?? ''), path.join(out, 'init.mp4'));
@@ -263,6 +266,8 @@ export class ChunkedVideo {
       }
       await writeFile(path.join(out, 'index.m3u8'), buildMediaPlaylist(all, 'init.mp4'), { mode: 0o644 });
     }
+    const sprite = opts.sprite;
+    if (!sprite) return;
     const tiles = path.join(stagingDir, '.tiles');
     await mkdir(tiles, { recursive: true });
     for (const c of this.#state.chunks) {

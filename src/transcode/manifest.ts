@@ -61,6 +61,20 @@ export interface ManifestThumbnails {
   sprites: string[];
 }
 
+/**
+ * Another video source of the room (the board, the slides): its own video-only ladder under
+ * sources/{name}/hls/, whose master playlist takes the audio from the presenter's hls/audio.
+ */
+export interface ManifestSource {
+  name: string;
+  role: 'presenter' | 'presentation';
+  master: string;
+  renditions: ManifestRendition[];
+  segments: number;
+  recordedSeconds: number;
+  gaps: ManifestGap[];
+}
+
 export interface LectureManifest {
   schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
   lectureId: string;
@@ -85,6 +99,8 @@ export interface LectureManifest {
   loudness: ManifestLoudness | null;
   poster: string | null;
   thumbnails: ManifestThumbnails | null;
+  /** Added in schema version 1 without a bump (optional there): the other video sources, each packaged on its own (tier 2 only). */
+  sources?: ManifestSource[];
   /** The teacher's chapter markers, by position in the packaged timeline. */
   markers: Array<{ atSeconds: number; title: string }>;
   /** The WebVTT chapters track made from the markers; null without markers (optional like `pauses`). */

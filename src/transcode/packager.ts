@@ -1,4 +1,4 @@
-import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { probeMedia } from '../ffmpeg/ffprobe.js';
 import { stopOrphans } from '../ffmpeg/orphans.js';
@@ -14,7 +14,7 @@ import {
 } from '../ffmpeg/hlsArgs.js';
 import { runFfmpeg } from '../ffmpeg/run.js';
 import type { Logger } from '../log/logger.js';
-import { describeError, LecternError } from '../util/errors.js';
+import { describeError, isLecternError, LecternError } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
 import { mediaPositionSeconds, overlapMs } from '../util/mediaTime.js';
 import { buildChaptersVtt, chaptersFromMarkers, CHAPTERS_FILE_NAME } from './chapters.js';
@@ -27,6 +27,7 @@ import {
   type ManifestGap,
   type ManifestPause,
   type ManifestRendition,
+  type ManifestSource,
   type ManifestThumbnails,
 } from './manifest.js';
 import { measureLoudness } from './loudness.js';
@@ -76,7 +77,19 @@ export interface PackageInput {
   pauses?: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }>;
   /** Chapter markers by the wall-clock moment they were set. */
   markers?: ReadonlyArray<{ atMs: number; title: string }>;
+  /** The room's other video sources (the board, the slides): each gets its own video ladder at tier 2. */
+  otherSources?: readonly OtherSourceInput[];
 }
+
+export interface OtherSourceInput {
+  name: string;
+  role: 'presenter' | 'presentation';
+  segments: readonly PackageSegment[];
+  runs: readonly PackageRun[];
+}
+
+/** Where the other sources' packages live in a lecture folder (the presenter's stays at hls/, the storage contract). */
+export const SOURCES_DIR = 'sources';
 
 export interface PackagerSettings {
   renditions: readonly HlsRendition[];
@@ -147,6 +160,88 @@ const THUMB_ROWS = 5;
 const THUMB_WIDTH = 160;
 
 
+/** 1 = audio, the lowest rendition and the poster, published first; 2 = the full ladder. */
+export type PackageTier = 1 | 2;
+
+/** What one build encodes, and what the package holds when it is done. */
+export interface TierPlan {
+  tier: PackageTier;
+  /** Video renditions this build encodes. */
+  encode: HlsRendition[];
+  /** Every video rendition of the finished package, highest first (the master's order). */
+  video: Array<{ name: string; height: number }>;
+  /** The audio-only rendition (with its loudness pass) and the poster are made by this build. */
+  audio: boolean;
+  poster: boolean;
+  thumbnails: boolean;
+}
+
+/**
+ * Tier 1: the lowest rung, audio and poster; tier 2 on a tier-1 package: the rungs it lacks and
+ * the thumbnails; no tier (or a ladder of one rung): everything, as tier 2.
+ */
+export function planTier(ladder: readonly HlsRendition[], tier: PackageTier | undefined, base?: Pick<LectureManifest, 'renditions'>): TierPlan {
+  const lowest = ladder.at(-1);
+  if (tier === 1 && lowest && ladder.length > 1) {
+    return { tier: 1, encode: [lowest], video: [{ name: lowest.name, height: lowest.height }], audio: true, poster: true, thumbnails: false };
+  }
+  if (tier === 2 && base) {
+    const have = base.renditions.filter((r) => r.kind === 'video').map((r) => ({ name: r.name, height: r.height ?? 0 }));
+    const encode = ladder.filter((r) => !have.some((h) => h.name === r.name));
+    const video = [...have, ...encode.map((r) => ({ name: r.name, height: r.height }))].sort((a, b) => b.height - a.height);
+    // Thumbnails come from the same decode as the rungs; with none left to encode there is none.
+    return { tier: 2, encode, video, audio: false, poster: false, thumbnails: encode.length > 0 };
+  }
+  return { tier: 2, encode: [...ladder], video: ladder.map((r) => ({ name: r.name, height: r.height })), audio: true, poster: true, thumbnails: true };
+}
+
+/** Where a tier-1 package waits while its tier-2 successor is renamed into its place. */
+function previousDirFor(finalDir: string): string {
+  return path.join(path.dirname(finalDir), `.${path.basename(finalDir)}.previous`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finishes or undoes a swap a crash cut: killed between the two renames, the tier-1 package is
+ * put back (and tier 2 is built again); killed after them, the old tier 1 is removed.
+ */
+async function recoverTierSwap(finalDir: string): Promise<void> {
+  const previous = previousDirFor(finalDir);
+  if (!(await exists(previous))) return;
+  if (await exists(finalDir)) await rm(previous, { recursive: true, force: true });
+  else await rename(previous, finalDir);
+}
+
+async function swapTierIntoPlace(stagingDir: string, finalDir: string): Promise<void> {
+  const previous = previousDirFor(finalDir);
+  await rm(previous, { recursive: true, force: true });
+  await rename(finalDir, previous);
+  await rename(stagingDir, finalDir);
+  await rm(previous, { recursive: true, force: true });
+}
+
+/**
+ * A tier-2 build starts from the tier-1 package's files, hard-linked (the same bytes the store
+ * may already hold); only the master playlist and lecture.json are written anew, never through
+ * these links.
+ */
+async function linkTierFiles(base: LectureManifest, finalDir: string, stagingDir: string): Promise<void> {
+  for (const file of base.files) {
+    if (file.path === base.master || file.path === MANIFEST_FILE_NAME) continue;
+    const to = path.join(stagingDir, ...file.path.split('/'));
+    await mkdir(path.dirname(to), { recursive: true, mode: 0o755 });
+    await link(path.join(finalDir, ...file.path.split('/')), to);
+  }
+}
+
 export interface BuiltPackage {
   dir: string;
   manifest: LectureManifest;
@@ -167,26 +262,39 @@ export class Packager {
    * Builds into `stagingDir`, then renames it to `finalDir`. If `finalDir` already holds a
    * package with a readable manifest (a previous run finished but crashed before recording it),
    * that package is returned as it is.
+   *
+   * Tiers (DESIGN §3.1): `tier: 1` builds the audio-only rendition, the lowest video rendition,
+   * the poster and the chapters; `tier: 2` adds the rest of the ladder and the thumbnails to the
+   * tier-1 package in `finalDir`. Its files are kept byte for byte (the store may hold them
+   * already) and only master.m3u8 and lecture.json are rewritten. Without `tier` the whole
+   * package is built at once (tier 2); a ladder of one rung has nothing to add later, so its
+   * tier 1 is already tier 2.
    */
-  async build(input: PackageInput, dirs: { stagingDir: string; finalDir: string }, signal?: AbortSignal): Promise<BuiltPackage> {
+  async build(input: PackageInput, dirs: { stagingDir: string; finalDir: string }, signal?: AbortSignal, opts: { tier?: PackageTier } = {}): Promise<BuiltPackage> {
+    await recoverTierSwap(dirs.finalDir);
     const existing = await readExistingManifest(dirs.finalDir);
-    if (existing) {
-      this.#log.info(`package for ${input.lectureId} already built; reusing it`);
-      await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
+    if (existing && (opts.tier !== 2 || existing.tier === 2)) {
+      this.#log.info(`package for ${input.lectureId} already built (tier ${existing.tier}); reusing it`);
+      // Kept until the full ladder is in place: tier 2 assembles the rest of the ladder from them.
+      if (existing.tier === 2) await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
       return { dir: dirs.finalDir, manifest: existing };
     }
+    // Without a tier-1 package (none was built, or it was lost) tier 2 is built whole.
+    const base = opts.tier === 2 ? existing : undefined;
     if (input.segments.length === 0) throw new LecternError('RECORDING_EMPTY', `recording ${input.lectureId} has no segments to package`);
 
     const segments = await this.#verifiedSegments(input.segments);
     const stagingDir = await this.#freshStagingDir(dirs.stagingDir);
     const hlsDir = path.join(stagingDir, 'hls');
     await mkdir(hlsDir, { recursive: true, mode: 0o755 });
+    if (base) await linkTierFiles(base, dirs.finalDir, stagingDir);
 
     const first = await probeMedia(segments[0]?.path ?? '', { timeoutMs: this.#settings.probeTimeoutMs });
     const video = first.streams.find((s) => s.codecType === 'video');
     if (!video) throw new LecternError('TRANSCODE_FAILED', `recording ${input.lectureId} has no video stream`);
-    const hasAudio = first.streams.some((s) => s.codecType === 'audio');
-    const { fps, renditions } = videoLadder(this.#settings, video);
+    const hasAudio = base ? base.renditions.some((r) => r.kind === 'audio') : first.streams.some((s) => s.codecType === 'audio');
+    const { fps, renditions: ladder } = videoLadder(this.#settings, video);
+    const plan = planTier(ladder, opts.tier, base);
 
     const concatPath = path.join(stagingDir, 'source.ffconcat');
     await writeFile(concatPath, buildConcatList(segments));
@@ -199,8 +307,9 @@ export class Packager {
       rows: THUMB_ROWS,
       pattern: path.join(stagingDir, 'thumbs', 'sprite_%03d.jpg'),
     };
-    await mkdir(path.join(stagingDir, 'thumbs'), { mode: 0o755 });
-    await mkdir(path.join(hlsDir, AUDIO_RENDITION_NAME), { mode: 0o755 });
+    await mkdir(path.join(stagingDir, 'thumbs'), { recursive: true, mode: 0o755 });
+    const encodeAudio = hasAudio && plan.audio;
+    if (encodeAudio) await mkdir(path.join(hlsDir, AUDIO_RENDITION_NAME), { mode: 0o755 });
 
     // The video ladder and the audio (loudness pass, then its encode) run side by side: the
     // audio work is small and hides inside the video encode, which is the real cost.
@@ -211,20 +320,26 @@ export class Packager {
     const videoSpec: HlsPackageSpec = {
       concatListPath: concatPath,
       hlsDir,
-      renditions,
+      renditions: plan.encode,
       segmentSeconds: this.#settings.hlsSegmentSeconds,
       fps,
       preset: this.#settings.preset,
-      thumbnails: thumbs,
+      ...(plan.thumbnails ? { thumbnails: thumbs } : {}),
       // A tenth into the lecture (at most 30 s): past the blank seconds before the teacher starts.
-      poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, renditions[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') },
+      ...(plan.poster
+        ? { poster: { atSeconds: round3(Math.min(30, recordedSeconds / 10)), height: Math.min(720, ladder[0]?.height ?? 720), path: path.join(stagingDir, 'poster.jpg') } }
+        : {}),
       ...(video.width && video.height ? { sourceWidth: video.width, sourceHeight: video.height } : {}),
     };
-    const chunks = this.#settings.progressive ? await this.#usableChunks(input.lectureId, dirs.finalDir, video, segments) : undefined;
-    const videoJob = (chunks ? this.#finishChunks(chunks, videoSpec, segments, input.lectureId, stagingDir, common) : this.#encodeVideo(videoSpec, input.lectureId, stagingDir, common)).then(() =>
-      this.#now(),
-    );
-    const audioJob = hasAudio
+    const chunks = this.#settings.progressive && plan.encode.length > 0 ? await this.#usableChunks(input.lectureId, dirs.finalDir, video, segments) : undefined;
+    const videoJob = (
+      plan.encode.length === 0
+        ? Promise.resolve()
+        : chunks
+          ? this.#finishChunks(chunks, videoSpec, segments, input.lectureId, stagingDir, common)
+          : this.#encodeVideo(videoSpec, input.lectureId, common)
+    ).then(() => this.#now());
+    const audioJob = encodeAudio
       ? (async () => {
           const loudness = await measureLoudness({ concatPath, lectureId: input.lectureId, ...common });
           await runFfmpeg({
@@ -256,19 +371,31 @@ export class Packager {
     const encodedMs = this.#now();
 
     await normaliseInitFiles(hlsDir);
-    const thumbnails = await writeThumbnailsVtt(stagingDir, thumbs, recordedSeconds);
-    const renditionInfo = await this.#validate(hlsDir, renditions, hasAudio, recordedSeconds);
+    const thumbnails = plan.thumbnails ? await writeThumbnailsVtt(stagingDir, thumbs, recordedSeconds) : null;
+    // Every video rendition of the package is checked, those a tier-1 package brought included.
+    const validated = await this.#validate(hlsDir, plan.video, hasAudio, recordedSeconds);
+    const renditionInfo = validated.renditions;
+    // The other video sources come with the full ladder (tier 2): tier 1 is the presenter alone.
+    const sources: ManifestSource[] = [];
+    if (plan.tier === 2) {
+      for (const src of input.otherSources ?? []) {
+        // The job's own signal: the encode's controller above no longer follows it.
+        const built = await this.#buildSource(src, input, stagingDir, validated.audio, { ...common, signal: signal ?? common.signal });
+        if (built) sources.push(built);
+      }
+    }
     const durationSeconds = renditionInfo[0]?.durationSeconds ?? recordedSeconds;
     const pauses = input.pauses ?? [];
-    const markers = positionMarkers(input, segments, durationSeconds);
-    const chapters = chaptersFromMarkers(markers, durationSeconds);
+    // Markers and chapters were placed by tier 1; chapters.vtt is one of its files, kept as it is.
+    const markers = base ? base.markers : positionMarkers(input, segments, durationSeconds);
+    const chapters = base ? [] : chaptersFromMarkers(markers, durationSeconds);
     if (chapters.length > 0) await writeFile(path.join(stagingDir, CHAPTERS_FILE_NAME), buildChaptersVtt(chapters), { mode: 0o644 });
     const files = await listPackageFiles(stagingDir);
 
     const manifest: LectureManifest = {
       schemaVersion: MANIFEST_SCHEMA_VERSION,
       lectureId: input.lectureId,
-      tier: 2,
+      tier: plan.tier,
       agent: input.agent,
       site: input.site,
       room: input.room,
@@ -283,11 +410,12 @@ export class Packager {
       renditions: renditionInfo,
       gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs, input.startedAtMs),
       pauses: computePauses(pauses, input.runs, segments, input.endedAtMs),
-      loudness: audio?.loudness.manifest ?? null,
-      poster: 'poster.jpg',
+      loudness: base ? base.loudness : (audio?.loudness.manifest ?? null),
+      poster: base ? base.poster : 'poster.jpg',
       thumbnails,
       markers,
-      chapters: chapters.length > 0 ? CHAPTERS_FILE_NAME : null,
+      chapters: base ? (base.chapters ?? null) : chapters.length > 0 ? CHAPTERS_FILE_NAME : null,
+      ...(sources.length > 0 ? { sources } : {}),
       alerts: (input.alerts ?? []).map((a) => ({
         kind: a.kind,
         startedAt: new Date(a.startedAtMs).toISOString(),
@@ -298,11 +426,15 @@ export class Packager {
       createdAt: new Date(this.#now()).toISOString(),
     };
     await writeFile(path.join(stagingDir, MANIFEST_FILE_NAME), serializeJson(manifest), { mode: 0o644 });
-    await rm(dirs.finalDir, { recursive: true, force: true });
-    await rename(stagingDir, dirs.finalDir);
-    // Only now: until the package is in place, a crash must find the chunks again.
-    await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
-    this.#log.info(`package for ${input.lectureId} built`, {
+    if (base) {
+      await swapTierIntoPlace(stagingDir, dirs.finalDir);
+    } else {
+      await rm(dirs.finalDir, { recursive: true, force: true });
+      await rename(stagingDir, dirs.finalDir);
+    }
+    // Only now, and only once the full ladder is there: until then a crash (or tier 2) must find the chunks again.
+    if (manifest.tier === 2) await rm(progressiveDirFor(dirs.finalDir), { recursive: true, force: true });
+    this.#log.info(`package for ${input.lectureId} built (tier ${manifest.tier})`, {
       durationSeconds: manifest.durationSeconds,
       renditions: renditionInfo.map((r) => r.name).join(','),
       // Where the time went, so a slow classroom PC can be diagnosed from its journal.
@@ -320,7 +452,7 @@ export class Packager {
    * whenever the hardware run fails) on libx264. The fallback is logged once per package: the
    * lecture is never lost to a driver problem, only packaged more slowly.
    */
-  async #encodeVideo(spec: HlsPackageSpec, lectureId: string, stagingDir: string, common: { logger: Logger; niceness: number; signal: AbortSignal }): Promise<void> {
+  async #encodeVideo(spec: HlsPackageSpec, lectureId: string, common: { logger: Logger; niceness: number; signal: AbortSignal }): Promise<void> {
     const software: VideoEncoder = { kind: 'libx264' };
     const hw = this.#settings.hardware;
     let encoder: VideoEncoder = software;
@@ -344,8 +476,12 @@ export class Packager {
       this.#log.warn(`hardware encoder ${encoder.kind} failed for ${lectureId} (${describeError(err).split('\n')[0] ?? ''}); packaging with libx264 instead`);
       // ffmpeg never overwrites (-n): clear what the failed run left before the software run.
       for (const r of spec.renditions) await rm(path.join(spec.hlsDir, r.name), { recursive: true, force: true });
-      await rm(path.join(stagingDir, 'poster.jpg'), { force: true });
-      for (const f of await readdir(path.join(stagingDir, 'thumbs'))) await rm(path.join(stagingDir, 'thumbs', f), { force: true });
+      // Only what this run makes: a tier-2 build's poster is tier 1's, kept as it is.
+      if (spec.poster) await rm(spec.poster.path, { force: true });
+      if (spec.thumbnails) {
+        const thumbsDir = path.dirname(spec.thumbnails.pattern);
+        for (const f of await readdir(thumbsDir)) await rm(path.join(thumbsDir, f), { force: true });
+      }
       await run(software);
     }
   }
@@ -396,7 +532,11 @@ export class Packager {
     try {
       const encodedBefore = chunks.doneSeconds;
       await chunks.encodeNext(segments, { final: true, minSeconds: 0, label: `package ${lectureId}`, signal: common.signal });
-      await chunks.assemble(stagingDir, { columns: THUMB_COLUMNS, rows: THUMB_ROWS }, common.signal);
+      await chunks.assemble(
+        stagingDir,
+        { renditions: spec.renditions.map((r) => r.name), ...(spec.thumbnails ? { sprite: { columns: THUMB_COLUMNS, rows: THUMB_ROWS } } : {}) },
+        common.signal,
+      );
       if (spec.poster) {
         let offset = 0;
         const at = spec.poster.atSeconds;
@@ -417,12 +557,12 @@ export class Packager {
       if (common.signal.aborted) throw err;
       this.#log.warn(`the progressive chunks of ${lectureId} could not be finished (${describeError(err).split('\n')[0] ?? ''}); encoding its video in one run instead`);
       for (const r of spec.renditions) await rm(path.join(spec.hlsDir, r.name), { recursive: true, force: true });
-      await rm(path.join(stagingDir, 'poster.jpg'), { force: true });
+      if (spec.poster) await rm(spec.poster.path, { force: true });
       await rm(path.join(stagingDir, '.tiles'), { recursive: true, force: true });
       await rm(path.join(stagingDir, 'thumbs'), { recursive: true, force: true });
       await mkdir(path.join(stagingDir, 'thumbs'), { mode: 0o755 });
       await chunks.reset();
-      await this.#encodeVideo(spec, lectureId, stagingDir, common);
+      await this.#encodeVideo(spec, lectureId, common);
     }
   }
 
@@ -463,28 +603,13 @@ export class Packager {
    * Every rendition must decode (ffprobe) and last as long as the recording; then the master
    * playlist is written from the measured bit rates and the init segments' codecs.
    */
-  async #validate(hlsDir: string, renditions: readonly HlsRendition[], hasAudio: boolean, recordedSeconds: number): Promise<ManifestRendition[]> {
-    const out: ManifestRendition[] = [];
-    const variants: MasterVideoVariant[] = [];
-    for (const r of renditions) {
-      const playlist = `${r.name}/index.m3u8`;
-      const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
-      const stream = probe.streams.find((s) => s.codecType === 'video');
-      const codec = avcCodecFromInit(await readFile(path.join(hlsDir, r.name, 'init.mp4')));
-      if (!stream?.width || !stream.height || !codec) throw new LecternError('PACKAGE_INVALID', `rendition ${r.name} has no readable H.264 video`);
-      const stats = await measureRendition(path.join(hlsDir, playlist));
-      variants.push({ uri: playlist, width: stream.width, height: stream.height, codec, stats });
-      out.push({
-        name: r.name,
-        kind: 'video',
-        playlist: `hls/${playlist}`,
-        bandwidth: stats.peakBitsPerSecond,
-        codecs: codec,
-        width: stream.width,
-        height: stream.height,
-        durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
-      });
-    }
+  async #validate(
+    hlsDir: string,
+    renditions: ReadonlyArray<{ name: string }>,
+    hasAudio: boolean,
+    recordedSeconds: number,
+  ): Promise<{ renditions: ManifestRendition[]; audio: MasterAudio | undefined }> {
+    const { variants, info: out } = await this.#validateVideo(hlsDir, renditions, recordedSeconds, 'hls/');
     let audio: MasterAudio | undefined;
     if (hasAudio) {
       const playlist = `${AUDIO_RENDITION_NAME}/index.m3u8`;
@@ -501,8 +626,103 @@ export class Packager {
       });
     }
     await writeFile(path.join(hlsDir, 'master.m3u8'), buildMasterPlaylist(variants, audio), { mode: 0o644 });
-    return out;
+    return { renditions: out, audio };
   }
+
+  /** Each video rendition decodes, is H.264 and lasts what was recorded; `playlistPrefix` is its folder in the package. */
+  async #validateVideo(
+    hlsDir: string,
+    renditions: ReadonlyArray<{ name: string }>,
+    recordedSeconds: number,
+    playlistPrefix: string,
+  ): Promise<{ variants: MasterVideoVariant[]; info: ManifestRendition[] }> {
+    const info: ManifestRendition[] = [];
+    const variants: MasterVideoVariant[] = [];
+    for (const r of renditions) {
+      const playlist = `${r.name}/index.m3u8`;
+      const probe = await probeMedia(path.join(hlsDir, playlist), { timeoutMs: this.#settings.probeTimeoutMs });
+      const stream = probe.streams.find((s) => s.codecType === 'video');
+      const codec = avcCodecFromInit(await readFile(path.join(hlsDir, r.name, 'init.mp4')));
+      if (!stream?.width || !stream.height || !codec) throw new LecternError('PACKAGE_INVALID', `rendition ${playlistPrefix}${r.name} has no readable H.264 video`);
+      const stats = await measureRendition(path.join(hlsDir, playlist));
+      variants.push({ uri: playlist, width: stream.width, height: stream.height, codec, stats });
+      info.push({
+        name: r.name,
+        kind: 'video',
+        playlist: `${playlistPrefix}${playlist}`,
+        bandwidth: stats.peakBitsPerSecond,
+        codecs: codec,
+        width: stream.width,
+        height: stream.height,
+        durationSeconds: round3(await this.#checkDuration(hlsDir, playlist, probe.durationSeconds, recordedSeconds)),
+      });
+    }
+    return { variants, info };
+  }
+
+  /**
+   * The video-only ladder of one more source (the board, the slides) under sources/{name}/hls/,
+   * with a master playlist that takes the lecture's audio from the presenter's package. A source
+   * with nothing intact or no video is left out with a warning: it never costs the lecture.
+   */
+  async #buildSource(
+    src: OtherSourceInput,
+    input: PackageInput,
+    stagingDir: string,
+    audio: MasterAudio | undefined,
+    common: { logger: Logger; niceness: number; signal: AbortSignal },
+  ): Promise<ManifestSource | undefined> {
+    let segments: PackageSegment[];
+    try {
+      segments = await this.#verifiedSegments(src.segments);
+    } catch (err) {
+      if (!isLecternError(err, 'RECORDING_EMPTY')) throw err;
+      this.#log.warn(`source ${src.name} of ${input.lectureId} has no intact segment; its package is left out`);
+      return undefined;
+    }
+    const first = await probeMedia(segments[0]?.path ?? '', { timeoutMs: this.#settings.probeTimeoutMs });
+    const video = first.streams.find((s) => s.codecType === 'video');
+    if (!video) {
+      this.#log.warn(`source ${src.name} of ${input.lectureId} has no video; its package is left out`);
+      return undefined;
+    }
+    const { fps, renditions } = videoLadder(this.#settings, video);
+    const rel = `${SOURCES_DIR}/${src.name}/hls`;
+    const hlsDir = path.join(stagingDir, ...rel.split('/'));
+    await mkdir(hlsDir, { recursive: true, mode: 0o755 });
+    const concatPath = path.join(stagingDir, SOURCES_DIR, src.name, 'source.ffconcat');
+    await writeFile(concatPath, buildConcatList(segments));
+    await this.#encodeVideo(
+      {
+        concatListPath: concatPath,
+        hlsDir,
+        renditions,
+        segmentSeconds: this.#settings.hlsSegmentSeconds,
+        fps,
+        preset: this.#settings.preset,
+        ...(video.width && video.height ? { sourceWidth: video.width, sourceHeight: video.height } : {}),
+      },
+      `${input.lectureId} source ${src.name}`,
+      common,
+    );
+    await rm(concatPath);
+    await normaliseInitFiles(hlsDir);
+    const recordedSeconds = segments.reduce((sum, s) => sum + s.durationSeconds, 0);
+    const { variants, info } = await this.#validateVideo(hlsDir, renditions, recordedSeconds, `${rel}/`);
+    // Same segment length and timeline as the presenter's: players switch views on the one audio.
+    const sharedAudio = audio ? { uri: `../../../hls/${audio.uri}`, stats: audio.stats } : undefined;
+    await writeFile(path.join(hlsDir, 'master.m3u8'), buildMasterPlaylist(variants, sharedAudio), { mode: 0o644 });
+    return {
+      name: src.name,
+      role: src.role,
+      master: `${rel}/master.m3u8`,
+      renditions: info,
+      segments: segments.length,
+      recordedSeconds: round3(recordedSeconds),
+      gaps: computeGaps(src.runs, segments, input.pauses ?? [], input.endedAtMs, input.startedAtMs),
+    };
+  }
+
 
   async #checkDuration(hlsDir: string, playlist: string, probed: number | undefined, recordedSeconds: number): Promise<number> {
     const listed = playlistDurationSeconds(await readFile(path.join(hlsDir, playlist), 'utf8'));

@@ -19,6 +19,12 @@ import { formatBytes } from '../util/units.js';
  * no manifest or pointer without every file before it. Every object is looked up first and
  * skipped when the store already holds it with the same size and sha256: a re-run after a crash
  * or for a rewritten tier-2 manifest re-sends only what is not confirmed.
+ *
+ * Once a lecture.json is in the store the platform may have pulled that lecture, so from then on
+ * only the keys a later tier rewrites may change: the master playlists (the ladder grows),
+ * lecture.json and the ready pointer. Any other file stored with different content means a
+ * different package under the same lecture id: nothing is uploaded and PUBLISH_CONFLICT names it.
+ * Before any lecture.json, a differing file is only a leftover of an unfinished publish and is replaced.
  */
 
 /** One file of a package, as lecture.json lists it. */
@@ -82,10 +88,29 @@ export async function publishPackage(input: PublishInput): Promise<PublishResult
   const progress: PublishProgress = { filesDone: 0, filesTotal: ordered.length, bytesDone: 0, bytesTotal };
   log.info(`publishing ${ordered.length} files (${formatBytes(bytesTotal)}) to ${store.description}`, { prefix: input.lecturePrefix });
 
+  // Every key is looked up before anything is sent, so a conflict publishes nothing at all.
+  const published = (await store.head(`${input.lecturePrefix}${MANIFEST_NAME}`)) !== undefined;
+  const stored = new Map<string, Awaited<ReturnType<Store['head']>>>();
+  const conflicts: string[] = [];
+  for (const file of ordered) {
+    signal?.throwIfAborted();
+    const there = await store.head(keyOf(file));
+    stored.set(file.path, there);
+    const same = there !== undefined && there.sizeBytes === file.bytes && there.sha256 === file.sha256;
+    if (there && !same && published && !isRewritable(file.path)) conflicts.push(file.path);
+  }
+  if (conflicts.length > 0) {
+    throw new LecternError(
+      'PUBLISH_CONFLICT',
+      `the store already holds a published lecture at ${input.lecturePrefix} whose ${conflicts.slice(0, 3).join(', ')}${conflicts.length > 3 ? ` (and ${conflicts.length - 3} more)` : ''} differ from this package; nothing was published`,
+      { details: { prefix: input.lecturePrefix, paths: conflicts } },
+    );
+  }
+
   for (const file of ordered) {
     signal?.throwIfAborted();
     const key = keyOf(file);
-    const there = await store.head(key);
+    const there = stored.get(file.path);
     if (there && there.sizeBytes === file.bytes && there.sha256 === file.sha256) {
       result.skippedFiles++;
     } else {
@@ -109,6 +134,11 @@ export async function publishPackage(input: PublishInput): Promise<PublishResult
     readyKey: input.readyKey,
   });
   return result;
+}
+
+/** The files a later tier rewrites under the same lecture id: the master playlists. */
+export function isRewritable(packagePath: string): boolean {
+  return path.posix.basename(packagePath) === MASTER_PLAYLIST_NAME;
 }
 
 /** Media by path, then rendition playlists by path, then master playlists. */

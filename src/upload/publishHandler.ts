@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from '../log/logger.js';
 import type { JobHandler } from '../queue/types.js';
 import { lecturePrefix, readyKey } from '../storage/keys.js';
 import { storeErrorClass, type Store } from '../storage/store.js';
@@ -18,6 +19,13 @@ import { publishPackage, type PublishProgress } from './publish.js';
  */
 
 export const PUBLISH_JOB = 'publish';
+
+/**
+ * A tiered lecture's first publish (DESIGN §3.1): whatever tier the package holds when it runs,
+ * usually tier 1. The lecture's `publish` job comes after tier 2 and is its final one; the same
+ * protocol makes the second publish send only the new files, master.m3u8, lecture.json and the pointer.
+ */
+export const PUBLISH_TIER1_JOB = 'publish-tier1';
 
 /**
  * After an operator error (wrong credentials or rights, a missing bucket) or a skewed clock the job
@@ -47,6 +55,8 @@ export interface PublishHandlerDeps {
 export const PAUSED_RETRY_MS = 60_000;
 
 export interface PublishJobResult {
+  /** The tier the published lecture.json says. */
+  tier: 1 | 2;
   lecturePrefix: string;
   readyKey: string;
   uploadedFiles: number;
@@ -116,10 +126,44 @@ export function createPublishHandler(deps: PublishHandlerDeps): JobHandler<Publi
         if (cls === 'retryable') return { type: 'retryAfter', delayMs: OUTAGE_RETRY_MS, reason: describeError(err) };
         throw err;
       }
-      const out: PublishJobResult = { lecturePrefix: prefix, readyKey: pointerKey, ...result };
+      const out: PublishJobResult = { tier: manifest.tier, lecturePrefix: prefix, readyKey: pointerKey, ...result };
       return { type: 'done', result: out };
     },
+    // A publish that failed for good may have left a multipart upload open (a transient failure
+    // keeps it for the next attempt): abort it, so no orphan parts stay on the server.
+    async onDeadLetter({ lectureId }, ctx) {
+      await abortLectureUploads({ store: deps.store, storePrefix: deps.storePrefix, packageDir: deps.packageDir(lectureId), lectureId, logger: ctx.logger });
+    },
   };
+}
+
+/**
+ * A publish was given up (dead letter, or `lectern queue cancel`): aborts every unfinished
+ * multipart upload under the lecture's prefix in the store. The prefix comes from the package's
+ * lecture.json (site, room, start). Returns how many uploads were aborted; 0 for a store without
+ * multipart uploads. Throws when the store cannot be reached.
+ */
+export async function abortLectureUploads(opts: { store: Store; storePrefix: string; packageDir: string; lectureId: string; logger: Logger }): Promise<number> {
+  const { store } = opts;
+  if (!store.abortUploads) return 0;
+  let manifestJson: string;
+  try {
+    manifestJson = await readFile(path.join(opts.packageDir, MANIFEST_FILE_NAME), 'utf8');
+  } catch {
+    // Never packaged (or deleted): nothing of it was ever uploaded under its prefix.
+    opts.logger.debug(`lecture ${opts.lectureId} has no package; no uploads to abort`);
+    return 0;
+  }
+  const manifest = parseManifest(manifestJson);
+  const prefix = lecturePrefix({ prefix: opts.storePrefix, site: manifest.site, room: manifest.room, startedAtMs: Date.parse(manifest.startedAt), lectureId: opts.lectureId });
+  const aborted = await store.abortUploads(prefix);
+  if (aborted > 0) opts.logger.info(`the publish of lecture ${opts.lectureId} was given up: aborted ${aborted} unfinished upload(s) in ${store.description}`);
+  return aborted;
+}
+
+/** The same handler under the tier-1 publish's own job kind (its own idempotency keys). */
+export function createTier1PublishHandler(deps: PublishHandlerDeps): JobHandler<PublishPayload> {
+  return { ...createPublishHandler(deps), kind: PUBLISH_TIER1_JOB };
 }
 
 /** Under the `publish.file` failpoint every file upload is delayed, so crash tests can land between two files. */

@@ -142,7 +142,8 @@ describe('lectern demo after kill -9', () => {
     expect(rerun.stdout).toMatch(resuming);
     const manifest = await verifyPublishedLecture(path.join(dataDir, 'store'));
     const jobs = jobStates(dataDir);
-    expect(jobs.map((j) => `${j.kind}:${j.state}`).sort()).toEqual(['publish:done', 'transcode:done']);
+    // Tiers (transcode.tiers, on by default): each tier's packaging and publish is a job of its own.
+    expect(jobs.map((j) => `${j.kind}:${j.state}`).sort()).toEqual(['publish-tier1:done', 'publish:done', 'transcode-tier2:done', 'transcode:done']);
     const db = openDatabase(path.join(dataDir, 'state.db'), { logger: silentLogger, readonly: true });
     try {
       expect(integrityCheck(db)).toEqual([]);

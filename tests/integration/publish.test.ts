@@ -188,7 +188,41 @@ describe('publishPackage', () => {
     await expectComplete();
   });
 
-  it('replaces a stored file whose content differs from the package', async () => {
+  it('once lecture.json is published, rewrites only the master playlist, lecture.json and the pointer (a new tier)', async () => {
+    await publishPackage(input(store));
+    // Tier 2 of the same lecture: a new rendition, a new master, a new manifest.
+    const extra = randomBytes(3_000);
+    fs.mkdirSync(path.join(packageDir, 'hls/360p'), { recursive: true });
+    fs.writeFileSync(path.join(packageDir, 'hls/360p/seg_00001.m4s'), extra);
+    const master = randomBytes(PACKAGE['hls/master.m3u8'] ?? 0);
+    fs.writeFileSync(path.join(packageDir, 'hls/master.m3u8'), master);
+    files = files.map((f) => (f.path === 'hls/master.m3u8' ? { ...f, sha256: sha256Hex(master) } : f));
+    files.push({ path: 'hls/360p/seg_00001.m4s', bytes: extra.length, sha256: sha256Hex(extra) });
+    manifestJson = `${JSON.stringify({ schemaVersion: 1, tier: 2, files, rewritten: true }, null, 2)}\n`;
+    readyJson = `${JSON.stringify({ manifestKey: MANIFEST_KEY, manifestSha256: sha256Hex(manifestJson) })}\n`;
+    const recording = new RecordingStore(store);
+    await publishPackage(input(recording));
+    expect(recording.puts.map((p) => p.key)).toEqual([`${PREFIX}hls/360p/seg_00001.m4s`, `${PREFIX}hls/master.m3u8`, MANIFEST_KEY, READY_KEY]);
+    await expectComplete();
+  });
+
+  it('refuses a package whose media differs from a published lecture of the same id, and uploads nothing', async () => {
+    await publishPackage(input(store));
+    const before = (await store.getBytes(MANIFEST_KEY)).toString('utf8');
+    // A package built again from scratch: same paths, other bytes (x264 is not bit-exact across runs).
+    const other = randomBytes(PACKAGE['hls/720p/seg_00002.m4s'] ?? 0);
+    fs.writeFileSync(path.join(packageDir, 'hls/720p/seg_00002.m4s'), other);
+    files = files.map((f) => (f.path === 'hls/720p/seg_00002.m4s' ? { ...f, sha256: sha256Hex(other) } : f));
+    manifestJson = `${JSON.stringify({ schemaVersion: 1, tier: 2, files }, null, 2)}\n`;
+    const recording = new RecordingStore(store);
+    const attempt = publishPackage(input(recording));
+    expect(await errorCodeOf(attempt)).toBe('PUBLISH_CONFLICT');
+    await expect(attempt).rejects.toThrow('hls/720p/seg_00002.m4s');
+    expect(recording.puts).toEqual([]);
+    expect((await store.getBytes(MANIFEST_KEY)).toString('utf8')).toBe(before);
+  });
+
+  it('replaces a stored file whose content differs from the package while no lecture.json is published (a leftover)', async () => {
     await store.putBytes(`${PREFIX}hls/720p/seg_00001.m4s`, randomBytes(PACKAGE['hls/720p/seg_00001.m4s'] ?? 0));
     const recording = new RecordingStore(store);
     await publishPackage(input(recording));

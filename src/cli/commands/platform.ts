@@ -68,24 +68,43 @@ export async function findReadyKey(store: Store, prefix: string, lectureId: stri
 export interface PullResult {
   lectureId: string;
   manifestKey: string;
+  /** The tier of the lecture.json that was pulled (null when it could not be read). */
+  tier: 1 | 2 | null;
   files: number;
   bytes: number;
   /** Files (or lecture.json) that are missing or do not match; empty when the lecture is intact. */
   problems: Array<{ path: string; reason: string }>;
 }
 
+// A lecture's tier 2 may be published while its tier 1 is being pulled; more rounds than that
+// would only hide a store that keeps changing.
+const PULL_ROUNDS = 3;
+
 /**
  * Downloads the lecture into `dir` and verifies every file against lecture.json, which is itself
  * verified against the ready pointer. A file that fails is removed from `dir`; lecture.json is
  * written there last and only when everything matched, so its presence keeps meaning "complete".
+ * Whichever tier is published is verified; when a pull fails while the ready pointer changed (a
+ * tier 2 replaced tier 1's master.m3u8, lecture.json and pointer meanwhile), it is pulled again.
  */
 export async function pullLecture(store: Store, prefix: string, lectureId: string, dir: string): Promise<PullResult> {
   if (!ULID_PATTERN.test(lectureId)) throw new LecternError('INVALID_NAME', `"${lectureId}" is not a lecture id (26 characters of Crockford base32)`);
   const pointerKey = await findReadyKey(store, prefix, lectureId);
   if (!pointerKey) throw new LecternError('STORE_NOT_FOUND', `lecture ${lectureId} has no ready pointer in ${store.description}: it is not published (yet)`, { details: { lectureId } });
-  const pointer = JSON.parse((await store.getBytes(pointerKey)).toString('utf8')) as ReadyPointer;
+  let pointerBytes = await store.getBytes(pointerKey);
+  for (let round = 1; ; round++) {
+    const result = await pullOnce(store, pointerKey, pointerBytes, lectureId, dir);
+    if (result.problems.length === 0 || round === PULL_ROUNDS) return result;
+    const now = await store.getBytes(pointerKey);
+    if (now.equals(pointerBytes)) return result;
+    pointerBytes = now;
+  }
+}
+
+async function pullOnce(store: Store, pointerKey: string, pointerBytes: Buffer, lectureId: string, dir: string): Promise<PullResult> {
+  const pointer = JSON.parse(pointerBytes.toString('utf8')) as ReadyPointer;
   const manifestKey = pointer.manifestKey;
-  const result: PullResult = { lectureId, manifestKey, files: 0, bytes: 0, problems: [] };
+  const result: PullResult = { lectureId, manifestKey, tier: null, files: 0, bytes: 0, problems: [] };
   if (typeof manifestKey !== 'string' || !isValidKey(manifestKey) || !manifestKey.endsWith(`/${MANIFEST_FILE_NAME}`)) {
     throw new LecternError('PACKAGE_INVALID', `the ready pointer ${pointerKey} names no valid lecture.json (${JSON.stringify(manifestKey)})`);
   }
@@ -95,6 +114,7 @@ export async function pullLecture(store: Store, prefix: string, lectureId: strin
     return result;
   }
   const manifest = parseManifest(manifestBytes.toString('utf8'));
+  result.tier = manifest.tier;
   if (manifest.lectureId !== lectureId) {
     result.problems.push({ path: MANIFEST_FILE_NAME, reason: `it describes lecture ${manifest.lectureId}` });
     return result;
@@ -175,7 +195,7 @@ export function registerPlatformCommands(program: Command, io: CliIo, loadConfig
       try {
         const result = await pullLecture(store, prefix, lectureId, dir);
         if (result.problems.length === 0) {
-          io.out(`Pulled lecture ${lectureId}: ${result.files} files (${formatBytes(result.bytes)}), every sha256 verified -> ${path.resolve(dir)}`);
+          io.out(`Pulled lecture ${lectureId}: ${result.files} files (${formatBytes(result.bytes)}), every sha256 verified, tier ${result.tier ?? '?'} -> ${path.resolve(dir)}`);
           return;
         }
         io.err(`Lecture ${lectureId} FAILED verification: ${result.problems.length} file(s) missing or not matching lecture.json (${result.files} verified):`);

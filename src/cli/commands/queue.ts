@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
-import { closeDatabase, openDatabase } from '../../db/index.js';
+import { closeDatabase, openDatabase, type Db } from '../../db/index.js';
 import { silentLogger } from '../../log/logger.js';
 import { JobQueue } from '../../queue/queue.js';
 import { JOB_STATES, type Job, type JobState } from '../../queue/types.js';
 import { LocalLayout } from '../../storage/localLayout.js';
+import { abortLectureUploads, parsePublishPayload, PUBLISH_JOB } from '../../upload/publishHandler.js';
+import { describeError } from '../../util/errors.js';
 import type { CliIo } from '../io.js';
 
 /**
@@ -52,25 +54,27 @@ export function registerQueueCommands(program: Command, io: CliIo, loadConfig: (
   queue
     .command('retry <jobId>')
     .description('put a dead or cancelled job back in the queue with a fresh set of attempts')
-    .action((id: string) => operate(io, loadConfig, id, 'retry'));
+    .action(async (id: string) => operate(io, loadConfig, id, 'retry'));
   queue
     .command('cancel <jobId>')
     .description('withdraw a queued or dead job (a running one must finish or fail first); a cancelled publish keeps its local files')
-    .action((id: string) => operate(io, loadConfig, id, 'cancel'));
+    .action(async (id: string) => operate(io, loadConfig, id, 'cancel'));
 }
 
 /**
  * `queue retry|cancel`: one guarded UPDATE on the state database, safe while the daemon runs (its
  * claim re-checks the state, so a job is either cancelled here or claimed there, never both).
  */
-function operate(io: CliIo, loadConfig: () => Config, idText: string, op: 'retry' | 'cancel'): void {
+async function operate(io: CliIo, loadConfig: () => Config, idText: string, op: 'retry' | 'cancel'): Promise<void> {
   const id = Number(idText);
   if (!/^\d+$/.test(idText) || !Number.isSafeInteger(id) || id < 1) {
     io.err(`the job id must be a positive integer (see lectern queue ls), got "${idText}"`);
     process.exitCode = 1;
     return;
   }
-  const dbPath = new LocalLayout(loadConfig().agent.dataDir).dbPath;
+  const config = loadConfig();
+  const layout = new LocalLayout(config.agent.dataDir);
+  const dbPath = layout.dbPath;
   if (!existsSync(dbPath)) {
     io.err(`no job ${id}: there is no state database at ${dbPath}`);
     process.exitCode = 1;
@@ -95,12 +99,37 @@ function operate(io: CliIo, loadConfig: () => Config, idText: string, op: 'retry
           ? `${what} is queued again with ${after.maxAttempts} attempts; a running daemon picks it up within seconds.`
           : `${what} is cancelled.${after.kind === 'publish' ? ' The lecture stays on this PC: local files of an unpublished lecture are never deleted.' : ''} Undo with: lectern queue retry ${id}`,
       );
+      if (op === 'cancel' && after.kind === PUBLISH_JOB) await abortCancelledPublish(io, config, layout, db, after);
       return;
     }
     io.err(refusal(what, after, op));
     process.exitCode = 1;
   } finally {
     closeDatabase(db);
+  }
+}
+
+/**
+ * A cancelled publish is given up: its unfinished multipart uploads are aborted, so no orphan
+ * parts stay on the storage (the uploaded files of the lecture stay; `queue retry` sends the rest).
+ */
+async function abortCancelledPublish(io: CliIo, config: Config, layout: LocalLayout, db: Db, job: Job): Promise<void> {
+  let lectureId: string;
+  try {
+    lectureId = parsePublishPayload(job.payload).lectureId;
+  } catch {
+    return;
+  }
+  const { createStore } = await import('../../agent/store.js');
+  let store;
+  try {
+    store = await createStore(config, { logger: silentLogger, env: process.env, defaultRoot: layout.storeDefaultRoot, db });
+    const aborted = await abortLectureUploads({ store, storePrefix: config.storage.prefix, packageDir: layout.packageDir(lectureId), lectureId, logger: silentLogger });
+    if (aborted > 0) io.out(`Aborted ${aborted} unfinished upload${aborted === 1 ? '' : 's'} of the lecture in ${store.description}.`);
+  } catch (err) {
+    io.err(`warning: the unfinished uploads of lecture ${lectureId} could not be aborted now (${describeError(err)}); their parts stay on the storage until the lecture is published again or a lifecycle rule removes them`);
+  } finally {
+    await store?.stop();
   }
 }
 
