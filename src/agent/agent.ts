@@ -16,6 +16,7 @@ import { ProgressiveEncoder } from '../transcode/progressive.js';
 import { createPublishHandler, createTier1PublishHandler, PUBLISH_JOB, PUBLISH_TIER1_JOB, type PublishHandlerDeps } from '../upload/publishHandler.js';
 import { describeError } from '../util/errors.js';
 import { createApiBackend, createApiServer } from './apiBackend.js';
+import { pendingLectureCount } from './lectureProgress.js';
 import { buildCaptureSources, checkCameras } from './sources.js';
 import { StatusAggregator } from './status.js';
 import type { ApiServer } from '../api/server.js';
@@ -242,7 +243,7 @@ export class Agent {
       controller,
       recording: (id) => recordings.get(id),
       queueCounts: () => queue.counts(),
-      pendingLectures: () => queue.activeCount([TRANSCODE_JOB, PUBLISH_JOB]),
+      pendingLectures: () => pendingLectureCount(queue),
       freeDiskBytes: () => freeDiskBytes(config.agent.dataDir),
       disk: { minFreeBytes: config.capture.minFreeDiskBytes, stopFreeBytes: config.capture.stopFreeDiskBytes },
       kioskPinRequired: config.api.kioskPinFile !== undefined,

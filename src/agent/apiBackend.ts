@@ -11,9 +11,8 @@ import type { Logger } from '../log/logger.js';
 import type { JobQueue } from '../queue/queue.js';
 import type { Job } from '../queue/types.js';
 import type { LocalLayout } from '../storage/localLayout.js';
-import { PUBLISH_JOB } from '../upload/publishHandler.js';
-import { TRANSCODE_JOB } from '../transcode/handler.js';
 import { describeError, LecternError } from '../util/errors.js';
+import { LECTURE_JOB_KINDS, lectureProgress, packagesInTiers } from './lectureProgress.js';
 import type { StatusAggregator } from './status.js';
 
 /**
@@ -111,19 +110,23 @@ export function createApiServer(config: Config, backend: ApiBackend, logger: Log
   });
 }
 
-function queueView(p: ApiBackendParts): QueueView {
+/** The recent lectures, each once with where it is (agent/lectureProgress.ts), and the recent jobs. */
+export function queueView(p: Pick<ApiBackendParts, 'config' | 'recordings' | 'queue'>): QueueView {
+  const tiered = packagesInTiers(p.config.transcode);
   const lectures = p.recordings.list({ limit: RECENT_LECTURES }).map((r): LectureView => {
     const base = { id: r.id, title: r.title, course: r.course, startedAtMs: r.startedAtMs, stoppedAtMs: r.stoppedAtMs };
-    if (r.state === 'recording') return { ...base, stage: 'recording', problem: null };
-    if (r.state === 'failed') return { ...base, stage: 'failed', problem: r.stopReason };
-    const publish = p.queue.findByKey(PUBLISH_JOB, r.id);
-    const transcode = p.queue.findByKey(TRANSCODE_JOB, r.id);
-    const job = publish ?? transcode;
-    if (!job) return { ...base, stage: 'waiting', problem: null };
-    if (job.state === 'dead' || job.state === 'cancelled') return { ...base, stage: 'failed', problem: job.lastError ?? `the ${job.kind} job was ${job.state}` };
-    if (publish?.state === 'done') return { ...base, stage: 'published', problem: null };
-    const stage = publish ? 'publishing' : transcode?.state === 'running' ? 'packaging' : 'waiting';
-    return { ...base, stage, problem: retrying(job) };
+    if (r.state === 'recording') return { ...base, stage: 'recording', step: 'recording', tier: null, problem: null };
+    if (r.state === 'failed') return { ...base, stage: 'failed', step: 'recording failed', tier: null, problem: r.stopReason };
+    const jobs = LECTURE_JOB_KINDS.flatMap((kind) => p.queue.findByKey(kind, r.id) ?? []);
+    const progress = lectureProgress(jobs, { tiered });
+    if (!progress) return { ...base, stage: 'waiting', step: 'waiting to package', tier: null, problem: null };
+    const { job, tier, text: step } = progress;
+    if (progress.state === 'done') return { ...base, stage: 'published', step, tier, problem: null };
+    if (progress.state === 'failed') return { ...base, stage: 'failed', step, tier, problem: job.lastError ?? `the ${job.kind} job was ${job.state}` };
+    // Once its first package is built the lecture is publishing until its final publish: a queued
+    // publish only waits (for the link, a window, the recording) and the full ladder follows tier 1.
+    const stage = progress.work === 'publish' || progress.part === 2 ? 'publishing' : progress.state === 'running' ? 'packaging' : 'waiting';
+    return { ...base, stage, step, tier, problem: retrying(job) };
   });
   const jobs = p.queue.list({ limit: RECENT_JOBS }).map((j) => ({
     id: j.id,

@@ -19,7 +19,7 @@ export interface StatusSources {
   /** Title and course of a recording, by id. */
   recording(id: string): { title: string; course: string | null } | undefined;
   queueCounts(): Record<JobState, number>;
-  /** Lectures recorded but not yet published. */
+  /** Lectures recorded but not yet published, each once (with tiers: until the final publish). */
   pendingLectures(): number;
   freeDiskBytes(): Promise<number>;
   disk: { minFreeBytes: number; stopFreeBytes: number };

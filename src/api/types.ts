@@ -112,8 +112,15 @@ export interface LectureView {
   course: string | null;
   startedAtMs: number;
   stoppedAtMs: number | null;
-  /** recording, waiting, packaging, publishing, published, failed. */
+  /**
+   * recording, waiting, packaging, publishing, published, failed, in this order. With tiers a
+   * lecture is `publishing` from its tier-1 publish until its final publish (the full ladder).
+   */
   stage: string;
+  /** Where it is, in words: "packaging tier 1", "publishing tier 1", "tier 1 published, packaging the full ladder", "publishing the full ladder", "published". */
+  step: string;
+  /** The highest tier in the storage (1: audio and the lowest rendition, 2: the full ladder); null before the first publish. */
+  tier: 1 | 2 | null;
   /** Why it failed or is retrying, when it is. */
   problem: string | null;
 }

@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { cpSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -12,7 +13,8 @@ import { makeTmpDir } from '../helpers/tmp.js';
 
 // The platform's player, for real: Debian's Chromium with hls.js plays a package lectern built,
 // served from 127.0.0.1. Playback must advance on the master playlist, on every rendition
-// forced in turn (checking its frame size), and on the audio-only rendition alone.
+// forced in turn (checking its frame size), on the audio-only rendition alone, and on the master
+// of a tier-1 package (audio and the lowest rendition: what the platform gets first).
 
 const HLS_JS = path.join(path.dirname(createRequire(import.meta.url).resolve('hls.js')), 'hls.min.js');
 
@@ -39,7 +41,8 @@ describe('HLS playback in Chromium with hls.js', () => {
   beforeAll(async () => {
     const segments = await recordSegments(path.join(tmp.dir, 'rec'), { seconds: 16, width: 640, height: 360 });
     const out = path.join(tmp.dir, 'pkg');
-    await new Packager({
+    const tier1 = path.join(tmp.dir, 'pkg-tier1');
+    const packager = new Packager({
       logger: silentLogger,
       settings: testPackagerSettings({
         renditions: [
@@ -47,24 +50,27 @@ describe('HLS playback in Chromium with hls.js', () => {
           { name: '180p', height: 180, videoBitrateKbps: 150, crf: 28 },
         ],
       }),
-    }).build(
-      {
-        lectureId: '01JPLAYBACK00000000000000A',
-        agent: { id: 'test', version: '0' },
-        site: 's',
-        room: 'r',
-        title: 't',
-        course: null,
-        teacher: null,
-        startedAtMs: Date.now(),
-        endedAtMs: Date.now(),
-        source: { name: 'presenter', role: 'presenter' },
-        segments,
-        runs: [],
-      },
-      { stagingDir: `${out}.building`, finalDir: out },
-    );
-    server = await serveStatic({ '/pkg/': out, '/hlsjs/': path.dirname(HLS_JS) }, { '/': PAGE });
+    });
+    const input = {
+      lectureId: '01JPLAYBACK00000000000000A',
+      agent: { id: 'test', version: '0' },
+      site: 's',
+      room: 'r',
+      title: 't',
+      course: null,
+      teacher: null,
+      startedAtMs: Date.now(),
+      endedAtMs: Date.now(),
+      source: { name: 'presenter', role: 'presenter' as const },
+      segments,
+      runs: [],
+    };
+    // As the agent does it: tier 1, then tier 2 on top of it. A copy keeps tier 1 as it was published.
+    const dirs = { stagingDir: `${out}.building`, finalDir: out };
+    expect((await packager.build(input, dirs, undefined, { tier: 1 })).manifest.tier).toBe(1);
+    cpSync(out, tier1, { recursive: true });
+    expect((await packager.build(input, dirs, undefined, { tier: 2 })).manifest.tier).toBe(2);
+    server = await serveStatic({ '/pkg/': out, '/tier1/': tier1, '/hlsjs/': path.dirname(HLS_JS) }, { '/': PAGE });
     browser = await launchChromium();
   });
 
@@ -104,6 +110,19 @@ describe('HLS playback in Chromium with hls.js', () => {
     }
     const before = await currentTime(page);
     await page.waitForFunction((t) => (document.getElementById('v') as HTMLVideoElement).currentTime > t + 1, before, { timeout: 30_000 });
+    await page.close();
+  });
+
+  it('plays the master of a tier-1 package: the lowest rendition with its sound', async () => {
+    const { page, levels } = await openPlayer(`${server.url}/tier1/hls/master.m3u8`);
+    expect(levels.map((l) => [l.width, l.height])).toEqual([[320, 180]]);
+    await page.waitForFunction(() => (document.getElementById('v') as HTMLVideoElement).currentTime > 1, undefined, { timeout: 30_000 });
+    const played = await page.evaluate(() => {
+      const v = document.getElementById('v') as HTMLVideoElement & { webkitAudioDecodedByteCount?: number };
+      return { width: v.videoWidth, height: v.videoHeight, audioBytes: v.webkitAudioDecodedByteCount ?? -1, audioTracks: (window as unknown as { hls: { audioTracks: unknown[] } }).hls.audioTracks.length };
+    });
+    expect(played).toMatchObject({ width: 320, height: 180, audioTracks: 1 });
+    expect(played.audioBytes).toBeGreaterThan(0);
     await page.close();
   });
 

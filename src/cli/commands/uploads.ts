@@ -6,11 +6,9 @@ import { closeDatabase, openDatabase, UploadsRepo, type Db } from '../../db/inde
 import { PublishProgressRepo } from '../../db/publishProgress.js';
 import { RecordingRepo } from '../../db/recordings.js';
 import { silentLogger } from '../../log/logger.js';
+import { lectureJobs, lectureProgress, packagesInTiers, type LectureProgress } from '../../agent/lectureProgress.js';
 import { JobQueue } from '../../queue/queue.js';
-import type { Job } from '../../queue/types.js';
 import { LocalLayout } from '../../storage/localLayout.js';
-import { TRANSCODE_JOB } from '../../transcode/handler.js';
-import { PUBLISH_JOB } from '../../upload/publishHandler.js';
 import { formatBytes } from '../../util/units.js';
 import type { CliIo } from '../io.js';
 
@@ -22,10 +20,11 @@ import type { CliIo } from '../io.js';
  */
 
 /**
- * - packaging: its transcode job is queued or running (bytes unknown until the package exists)
- * - waiting: its publish job is queued (new, or waiting out a failure, a closed window or an outage)
- * - publishing: its publish job is running
- * - failed: its transcode or publish job is dead (see `lectern queue retry`)
+ * - packaging: a transcode job (tier 1, the full ladder, or the whole package) is queued or running (bytes unknown until the package exists)
+ * - waiting: a publish job is queued (new, or waiting out a failure, a closed window or an outage)
+ * - publishing: a publish job is running
+ * - failed: one of its jobs is dead (see `lectern queue retry`)
+ * A tiered lecture is listed until its final publish, with tier 1 already in the store.
  */
 export type UploadState = 'packaging' | 'waiting' | 'publishing' | 'failed';
 
@@ -33,6 +32,11 @@ export interface UploadRow {
   lectureId: string;
   title: string | null;
   state: UploadState;
+  /** Where it is, in words: "packaging tier 1", "publishing tier 1", "tier 1 published, packaging the full ladder", "publishing the full ladder"... */
+  step: string;
+  /** The highest tier the store holds (1: audio and the lowest rendition, 2: the full ladder); null before the first publish. */
+  tier: 1 | 2 | null;
+  /** The job `step` is about (for `lectern queue retry`). */
   jobId: number;
   attempts: number;
   maxAttempts: number;
@@ -53,14 +57,15 @@ export function registerUploadsCommands(program: Command, io: CliIo, loadConfig:
     .description('lectures waiting to publish or publishing, with bytes confirmed by the storage and the last error')
     .option('--json', 'print JSON instead of a table')
     .action(async (opts: { json?: boolean }) => {
-      const layout = new LocalLayout(loadConfig().agent.dataDir);
+      const config = loadConfig();
+      const layout = new LocalLayout(config.agent.dataDir);
       if (!existsSync(layout.dbPath)) {
         io.out(opts.json ? '[]' : `Nothing to upload: there is no state database at ${layout.dbPath}.`);
         return;
       }
       const db = openDatabase(layout.dbPath, { logger: silentLogger, readonly: true });
       try {
-        const rows = await pendingUploads(db, layout);
+        const rows = await pendingUploads(db, layout, { tiered: packagesInTiers(config.transcode) });
         io.out(opts.json ? JSON.stringify(rows, null, 2) : formatUploads(rows, { bars: isTty(), nowMs: Date.now() }));
       } finally {
         closeDatabase(db);
@@ -68,8 +73,12 @@ export function registerUploadsCommands(program: Command, io: CliIo, loadConfig:
     });
 }
 
-/** Oldest lecture first: the order in which they publish. */
-export async function pendingUploads(db: Db, layout: LocalLayout, nowMs: number = Date.now()): Promise<UploadRow[]> {
+/**
+ * Each lecture once, oldest first: the order in which they publish. `tiered`: whether a lecture
+ * whose first job has not run yet is packaged in tiers (agent/lectureProgress.ts).
+ */
+export async function pendingUploads(db: Db, layout: LocalLayout, opts: { tiered: boolean; nowMs?: number }): Promise<UploadRow[]> {
+  const nowMs = opts.nowMs ?? Date.now();
   const queue = new JobQueue({ db, logger: silentLogger });
   const recordings = new RecordingRepo(db);
   // A database the daemon has not migrated yet has no progress table; totals then come from the package.
@@ -77,25 +86,27 @@ export async function pendingUploads(db: Db, layout: LocalLayout, nowMs: number 
   const uploads = new UploadsRepo(db);
   const open = uploads.list();
 
-  const publishes = new Map<string, Job>();
-  for (const job of queue.list({ kind: PUBLISH_JOB })) publishes.set(job.key, job);
-  const jobs: Job[] = [];
-  for (const job of publishes.values()) if (job.state === 'queued' || job.state === 'running' || job.state === 'dead') jobs.push(job);
-  for (const job of queue.list({ kind: TRANSCODE_JOB })) {
-    if (!publishes.has(job.key) && (job.state === 'queued' || job.state === 'running' || job.state === 'dead')) jobs.push(job);
+  const lectures: Array<{ lectureId: string; firstJob: { createdAtMs: number; id: number }; p: LectureProgress }> = [];
+  for (const [lectureId, jobs] of lectureJobs(queue)) {
+    const p = lectureProgress(jobs, opts);
+    const first = jobs[0];
+    // Published, or withdrawn by a person (`lectern queue cancel`): neither waits for anything.
+    if (!p || !first || p.state === 'done' || p.job.state === 'cancelled') continue;
+    lectures.push({ lectureId, firstJob: first, p });
   }
-  jobs.sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id);
+  lectures.sort((a, b) => a.firstJob.createdAtMs - b.firstJob.createdAtMs || a.firstJob.id - b.firstJob.id);
 
   const rows: UploadRow[] = [];
-  for (const job of jobs) {
-    const lectureId = job.key;
-    const isPublish = job.kind === PUBLISH_JOB;
-    const state: UploadState = job.state === 'dead' ? 'failed' : !isPublish ? 'packaging' : job.state === 'running' ? 'publishing' : 'waiting';
+  for (const { lectureId, p } of lectures) {
+    const job = p.job;
+    const state: UploadState = p.state === 'failed' ? 'failed' : p.work === 'package' ? 'packaging' : p.state === 'running' ? 'publishing' : 'waiting';
     let bytesTotal: number | null = null;
     let bytesConfirmed: number | null = null;
-    if (isPublish) {
+    if (p.work === 'publish') {
       const saved = progress?.get(lectureId);
-      bytesTotal = saved?.bytesTotal ?? packageBytes(layout, lectureId);
+      // The package on disk first: after tier 1 the saved progress is tier 1's, and the full ladder is more.
+      // Its confirmed bytes stay true: the final publish counts the tier-1 files the store holds as done.
+      bytesTotal = packageBytes(layout, lectureId) ?? saved?.bytesTotal ?? null;
       bytesConfirmed = saved?.bytesDone ?? null;
       // A large file in flight: its parts confirmed so far (its upload row goes when the file completes).
       let inFlight = 0;
@@ -109,6 +120,8 @@ export async function pendingUploads(db: Db, layout: LocalLayout, nowMs: number 
       lectureId,
       title: recordings.get(lectureId)?.title ?? null,
       state,
+      step: p.text,
+      tier: p.tier,
       jobId: job.id,
       attempts: job.attempts,
       maxAttempts: job.maxAttempts,
@@ -126,7 +139,7 @@ export function formatUploads(rows: readonly UploadRow[], opts: { bars: boolean;
   const table = rows.map((r) => [
     r.lectureId,
     truncate(r.title ?? '', 30),
-    r.nextAttemptAt ? `${r.state} (next try in ${waitText(Date.parse(r.nextAttemptAt) - opts.nowMs)})` : r.state,
+    r.nextAttemptAt ? `${r.step} (next try in ${waitText(Date.parse(r.nextAttemptAt) - opts.nowMs)})` : r.step,
     progressText(r, opts.bars),
     truncate(r.lastError ?? '', 60),
   ]);
