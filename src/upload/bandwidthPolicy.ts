@@ -16,7 +16,9 @@ import { DelayYield, type RttProbe } from './yield.js';
  *   - pause while recording: a new request waits while any recording runs; one already sending
  *     finishes, unless finishing would take longer than `finishWithinMs` at the current rate,
  *     then it is withdrawn and sent again after the recording (at most one part is re-sent);
- *   - yield: halves the rate while the round trip to the store shows a queue (yield.ts);
+ *   - yield: a LEDBAT-like controller owns the rate while it is on (yield.ts): it grows while the
+ *     round trip to the store shows no queue, backs off in proportion when one builds, and never
+ *     runs ahead of what the link took recently, so the socket's buffer never fills;
  *   - link watch: the same probe notices the store going away and coming back; a request that
  *     stalled meanwhile and does not move again within a few seconds is withdrawn and sent
  *     again, so the upload resumes within seconds of the link returning rather than after TCP's
@@ -95,6 +97,15 @@ interface Active {
 
 /** Probes while idle: enough to keep the base round trip fresh without bothering the server. */
 const IDLE_PROBE_MS = 30_000;
+/**
+ * While uploading, the round trip is sampled at least this often: yield must see a foreground
+ * transfer's queue within a second, before our excess piles up in the socket's buffer. A TCP
+ * connect (no request) four times a second is cheap for the store.
+ */
+const BUSY_PROBE_MS = 250;
+/** The token bucket's burst while yield paces: 50 ms of the rate, at least 8 KiB. */
+const YIELD_BURST_MS = 50;
+const YIELD_MIN_BURST_BYTES = 8 * 1024;
 /** Probe failures in a row before the link counts as down. */
 const DOWN_AFTER_FAILURES = 2;
 
@@ -120,6 +131,10 @@ export class BandwidthPolicy implements BodyThrottle {
   #probeDueMs = Number.POSITIVE_INFINITY;
   #probing = false;
   #lastBusyMs = Number.NEGATIVE_INFINITY;
+  /** Bytes counted and the time at the last yield sample: what the link took in between. */
+  #sampledBytes = 0;
+  #sampledAtMs = 0;
+  #busyAtSample = false;
   #stopped = false;
   #started = false;
 
@@ -129,10 +144,13 @@ export class BandwidthPolicy implements BodyThrottle {
     this.#now = options.now ?? Date.now;
     this.#mono = options.monotonicNow ?? (() => performance.now());
     const s = options.settings;
-    this.#bucket = new TokenBucket({ rateBytesPerSecond: kbpsToBytesPerSecond(s.rateCapKbps), now: this.#mono });
+    const yieldOn = s.yield.enabled && options.probe !== undefined;
+    // Yield paces every body: a short burst keeps what the link sees as smooth as the rate says.
+    this.#bucket = new TokenBucket({ rateBytesPerSecond: kbpsToBytesPerSecond(s.rateCapKbps), now: this.#mono, ...(yieldOn ? { burstMs: YIELD_BURST_MS, minBurstBytes: YIELD_MIN_BURST_BYTES } : {}) });
     this.#meter = new RateMeter({ now: this.#mono });
     this.#windows = new UploadWindows(s.windows, { ...(s.timeZone ? { timeZone: s.timeZone } : {}), defaultCapBytesPerSecond: kbpsToBytesPerSecond(s.rateCapKbps) });
     this.#yield = s.yield.enabled && options.probe ? new DelayYield({ thresholdMs: s.yield.thresholdMs, minBytesPerSecond: kbpsToBytesPerSecond(s.yield.minRateKbps) }) : undefined;
+    this.#sampledAtMs = this.#mono();
     this.#window = this.#windows.at(this.#now());
     this.#apply();
   }
@@ -258,7 +276,10 @@ export class BandwidthPolicy implements BodyThrottle {
   /** The bucket's rate: the window's (or default) cap, lowered by yield. */
   #apply(): void {
     const ceiling = this.#window.paused ? UNCAPPED : this.#window.capBytesPerSecond;
-    const y = this.#yield?.capBytesPerSecond ?? UNCAPPED;
+    // A probe that never worked says nothing about the link: yield's start guess must not hold
+    // uploads at 32 kB/s for good (a firewall that drops bare connects, a proxy in the way).
+    const probeBroken = !this.#everReached && this.#probeFailures >= DOWN_AFTER_FAILURES;
+    const y = this.#yield && !probeBroken ? this.#yield.capBytesPerSecond : UNCAPPED;
     this.#bucket.setRate(Math.min(ceiling, y));
   }
 
@@ -289,7 +310,7 @@ export class BandwidthPolicy implements BodyThrottle {
   /** Uploads start: from the idle probing pace to the busy one at once. */
   #probeSoon(): void {
     if (!this.#o.probe || !this.#started || this.#probing) return;
-    if (this.#probeDueMs - this.#mono() > this.#o.settings.yield.intervalMs) this.#scheduleProbe(0);
+    if (this.#probeDueMs - this.#mono() > this.#busyProbeMs()) this.#scheduleProbe(0);
   }
 
   async #probeOnce(): Promise<void> {
@@ -302,13 +323,7 @@ export class BandwidthPolicy implements BodyThrottle {
       this.#everReached = true;
       this.#probeFailures = 0;
       if (this.#linkDown) this.#linkBack();
-      if (this.#yield) {
-        const before = this.#yield.capBytesPerSecond;
-        this.#yield.onSample(rttMs, this.#mono(), this.#meter.rate(2_000), this.#window.capBytesPerSecond);
-        const after = this.#yield.capBytesPerSecond;
-        if (after !== before) this.#log.debug(`yield: round trip ${Math.round(rttMs)} ms (base ${Math.round(this.#yield.baseRttMs ?? rttMs)} ms); rate ${after === UNCAPPED ? 'no longer limited' : `now ${Math.round((after * 8) / 1000)} kbit/s`}`);
-        this.#apply();
-      }
+      if (this.#yield) this.#yieldSample(this.#yield, rttMs);
     } catch (err) {
       if (this.#stopped) return;
       this.#probeFailures++;
@@ -318,10 +333,42 @@ export class BandwidthPolicy implements BodyThrottle {
         this.#linkDown = true;
         this.#log.warn(`the storage does not answer (${describeError(err)}); uploads wait for it`);
       }
+      if (!this.#everReached) this.#apply();
     }
     this.#probing = false;
     const busy = this.#active.size > 0 || this.#mono() - this.#lastBusyMs < 10_000 || this.#linkDown;
-    this.#scheduleProbe(busy ? this.#o.settings.yield.intervalMs : IDLE_PROBE_MS);
+    this.#scheduleProbe(busy ? this.#busyProbeMs() : IDLE_PROBE_MS);
+  }
+
+  #busyProbeMs(): number {
+    return Math.min(this.#o.settings.yield.intervalMs, BUSY_PROBE_MS);
+  }
+
+  /**
+   * Feeds yield what the link took since the last sample. That counts the bytes the body handed
+   * to the socket: as long as the rate is below what the link takes they are what it took, and
+   * once the socket's buffer is full, what it lets in is what drained. An interval counts as busy
+   * only when a request was open at both ends (a request that just began has idled part of it).
+   */
+  #yieldSample(y: DelayYield, rttMs: number): void {
+    const now = this.#mono();
+    const bytes = this.#meter.totalBytes;
+    const elapsedMs = Math.max(1, now - this.#sampledAtMs);
+    const drainedBytesPerSecond = ((bytes - this.#sampledBytes) / elapsedMs) * 1000;
+    const busyNow = this.#active.size > 0;
+    const busy = busyNow && this.#busyAtSample;
+    this.#sampledBytes = bytes;
+    this.#sampledAtMs = now;
+    this.#busyAtSample = busyNow;
+    const before = y.state();
+    y.onSample({ rttMs, nowMs: now, drainedBytesPerSecond, busy, ceilingBytesPerSecond: this.#window.capBytesPerSecond });
+    const after = y.state();
+    if (after.capBytesPerSecond < before.capBytesPerSecond * 0.9 || after.yielding !== before.yielding) {
+      this.#log.debug(
+        `yield: round trip ${Math.round(rttMs)} ms (base ${Math.round(after.baseRttMs ?? rttMs)} ms, queue ${Math.round(after.queueingMs ?? 0)} ms); link took ${Math.round((drainedBytesPerSecond * 8) / 1000)} kbit/s; rate now ${Math.round((after.capBytesPerSecond * 8) / 1000)} kbit/s`,
+      );
+    }
+    this.#apply();
   }
 
   #linkBack(): void {

@@ -23,6 +23,14 @@ export interface TokenBucketOptions {
   rateBytesPerSecond: number;
   /** Monotonic milliseconds (default: performance.now). */
   now?: () => number;
+  /**
+   * How much time's worth of tokens the bucket holds (default 1000 ms, at least MIN_BURST_BYTES).
+   * Yield uses a short one: tokens saved up while the body waited (between two parts) would
+   * otherwise leave as one burst, and a burst is a queue on the link that yield reads as traffic.
+   */
+  burstMs?: number;
+  /** The smallest burst in bytes (default MIN_BURST_BYTES). */
+  minBurstBytes?: number;
 }
 
 interface Waiter {
@@ -35,6 +43,8 @@ interface Waiter {
 
 export class TokenBucket {
   readonly #now: () => number;
+  readonly #burstMs: number;
+  readonly #minBurst: number;
   #rate = UNCAPPED;
   #burst = MIN_BURST_BYTES;
   #tokens = 0;
@@ -44,6 +54,9 @@ export class TokenBucket {
 
   constructor(options: TokenBucketOptions) {
     this.#now = options.now ?? (() => performance.now());
+    this.#burstMs = options.burstMs ?? 1_000;
+    this.#minBurst = options.minBurstBytes ?? MIN_BURST_BYTES;
+    this.#burst = this.#minBurst;
     this.#refilledAtMs = this.#now();
     this.setRate(options.rateBytesPerSecond);
   }
@@ -53,7 +66,7 @@ export class TokenBucket {
     return this.#rate;
   }
 
-  /** About one second of the rate, at least 64 KiB. */
+  /** About one second of the rate (or `burstMs`), at least 64 KiB (or `minBurstBytes`). */
   get burstBytes(): number {
     return this.#burst;
   }
@@ -77,7 +90,7 @@ export class TokenBucket {
     this.#refill();
     const wasUncapped = this.#rate === UNCAPPED;
     this.#rate = rate;
-    this.#burst = rate === UNCAPPED ? MIN_BURST_BYTES : Math.max(MIN_BURST_BYTES, Math.round(rate));
+    this.#burst = rate === UNCAPPED ? this.#minBurst : Math.max(this.#minBurst, Math.round((rate * this.#burstMs) / 1000));
     this.#tokens = wasUncapped ? 0 : Math.min(this.#tokens, this.#burst);
     this.#pump();
   }

@@ -2,15 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryLogger } from '../../src/log/logger.js';
+import { registerQueueCommands } from '../../src/cli/commands/queue.js';
+import { configSchema } from '../../src/config/index.js';
+import { closeDatabase, openDatabase, UploadsRepo, type Db } from '../../src/db/index.js';
+import { createMemoryLogger, silentLogger } from '../../src/log/logger.js';
+import { JobQueue } from '../../src/queue/queue.js';
+import { Worker } from '../../src/queue/worker.js';
+import { LocalLayout } from '../../src/storage/localLayout.js';
 import { MemoryMultipartState } from '../../src/storage/s3Multipart.js';
 import { S3Store, type S3StoreOptions } from '../../src/storage/s3Store.js';
 import { storeErrorClass } from '../../src/storage/store.js';
 import { isLecternError, type LecternError } from '../../src/util/errors.js';
 import type { JobContext } from '../../src/queue/types.js';
-import { createPublishHandler, OPERATOR_RETRY_MS } from '../../src/upload/publishHandler.js';
+import { createPublishHandler, OPERATOR_RETRY_MS, PUBLISH_JOB } from '../../src/upload/publishHandler.js';
 import { sha256Hex } from '../../src/util/hash.js';
+import { waitFor } from '../../src/util/sleep.js';
 import { ulid } from '../../src/util/ulid.js';
 import { adminClient, createTestBucket } from '../helpers/s3.js';
 import { makeTmpDir } from '../helpers/tmp.js';
@@ -22,6 +30,7 @@ import { startRgw, type RgwPeer } from '../peers/rgw.js';
  * the proxy makes up must end in the right class of behaviour — retried and then fine, resumed,
  * started over, or an operator/clock error that is not retried — and nothing may be lost: the
  * object has its sha256 (read back through an independent client) and no multipart upload stays open.
+ * A publish the queue gives up (dead letter, `lectern queue cancel`) aborts the uploads it left open.
  */
 
 const MIB = 1024 * 1024;
@@ -335,5 +344,208 @@ describe('operator errors: a stable code, one request, no retries', () => {
     expect(err.message).toMatch(/this PC's clock is (20 min \d|19 min 5\d) s behind the storage's clock/);
     expect(seen('PutObject', from)).toBe(1);
     await store.stop();
+  });
+});
+
+/**
+ * A publish that is given up aborts the lecture's unfinished multipart uploads (issue 5: "a
+ * given-up upload is aborted so no orphan parts stay on the server"): when the queue moves it to
+ * the dead letter (its last attempt failed, or crashed workers abandoned it too often) and when
+ * an operator cancels it (`lectern queue cancel`). The fault proxy fails a part so that an upload
+ * stays open the way a transient failure leaves it; the state database is a real SQLite file.
+ * What the bucket holds is read from the gateway directly, not through the store.
+ */
+
+interface AbandonRig {
+  bucket: string;
+  db: Db;
+  uploads: UploadsRepo;
+  store: S3Store;
+  layout: LocalLayout;
+  lectureId: string;
+  /** The lecture's big file: two parts, the second of which the proxy fails once. */
+  bigKey: string;
+  smallPath: string;
+}
+
+async function abandonRig(): Promise<AbandonRig> {
+  const bucket = await createTestBucket(admin, 'abandon');
+  const layout = new LocalLayout(path.join(tmp.dir, `data-${++seq}`));
+  mkdirSync(layout.dataDir, { recursive: true });
+  const db = openDatabase(layout.dbPath, { logger: silentLogger });
+  const uploads = new UploadsRepo(db);
+  const store = new S3Store({
+    endpoint: proxy.endpoint,
+    region: rgw.region,
+    bucket,
+    forcePathStyle: true,
+    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    logger: silentLogger,
+    partSizeBytes: PART_BYTES,
+    multipartThresholdBytes: PART_BYTES,
+    multipartState: uploads,
+    // No retries in the store: one failed part is a transient failure handed to the queue.
+    retry: { maxAttempts: 1 },
+  });
+  const lectureId = ulid();
+  const dir = layout.packageDir(lectureId);
+  const files = [
+    { path: 'hls/720p/seg_00001.m4s', data: randomBytes(PART_BYTES + 100_000) },
+    { path: 'hls/720p/seg_00002.m4s', data: randomBytes(10_000) },
+  ];
+  for (const f of files) {
+    mkdirSync(path.dirname(path.join(dir, f.path)), { recursive: true });
+    writeFileSync(path.join(dir, f.path), f.data);
+  }
+  const startedAt = '2026-03-02T08:15:00.000Z';
+  const manifest = {
+    schemaVersion: 1,
+    lectureId,
+    tier: 2,
+    site: 'main',
+    room: 'r101',
+    title: 'Abandoned',
+    startedAt,
+    durationSeconds: 60,
+    createdAt: startedAt,
+    files: files.map((f) => ({ path: f.path, bytes: f.data.length, sha256: sha256Hex(f.data) })),
+  };
+  writeFileSync(path.join(dir, 'lecture.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  const bigKey = `campus/lectures/main/r101/2026/03/02/${lectureId}/hls/720p/seg_00001.m4s`;
+  return { bucket, db, uploads, store, layout, lectureId, bigKey, smallPath: path.join(dir, files[1]?.path ?? '') };
+}
+
+async function openUploadIds(bucket: string): Promise<string[]> {
+  const page = await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (page.Uploads ?? []).map((u) => u.UploadId ?? '');
+}
+
+function publishHandler(s: AbandonRig) {
+  return createPublishHandler({ store: s.store, storePrefix: 'campus', packageDir: (id) => s.layout.packageDir(id) });
+}
+
+/** Runs the publish once with part 2 failing (500): the job waits for a retry with the upload open. */
+async function leaveUploadOpen(s: AbandonRig, queue: JobQueue, worker: Worker): Promise<string> {
+  proxy.addRule({ op: 'UploadPart', match: (r) => r.partNumber === 2, fault: { kind: 'status', status: 500, code: 'InternalError' } });
+  queue.enqueue(PUBLISH_JOB, { lectureId: s.lectureId }, { key: s.lectureId, maxAttempts: 1 });
+  worker.kick();
+  await waitForState(queue, s.lectureId, (j) => j.state === 'queued' && j.lastError !== null);
+  const [open] = s.uploads.list();
+  expect(open?.key).toBe(s.bigKey);
+  const uploadId = open?.uploadId ?? '';
+  expect(await openUploadIds(s.bucket)).toEqual([uploadId]);
+  return uploadId;
+}
+
+async function waitForState(queue: JobQueue, key: string, ok: (job: NonNullable<ReturnType<JobQueue['findByKey']>>) => boolean): Promise<void> {
+  await waitFor(() => {
+    const job = queue.findByKey(PUBLISH_JOB, key);
+    return job && ok(job) ? true : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 20, what: `the publish job of ${key}` });
+}
+
+function aborted(uploadId: string): number {
+  return proxy.requests.filter((r) => r.op === 'AbortMultipartUpload' && r.query.get('uploadId') === uploadId && r.status === 204).length;
+}
+
+describe('a publish given up aborts its open multipart uploads', () => {
+  it('when its last attempt fails, the dead-letter hook aborts the upload it left open and forgets it', async () => {
+    const s = await abandonRig();
+    // The retry after a transient failure is a minute away: the queue's clock is the test's.
+    let clockMs = Date.now();
+    const queue = new JobQueue({ db: s.db, logger: silentLogger, now: () => clockMs });
+    const worker = new Worker({ queue, logger: silentLogger, owner: 'test:dead', pollIntervalMs: 20 }).register(publishHandler(s));
+    await worker.start();
+    try {
+      const uploadId = await leaveUploadOpen(s, queue, worker);
+      // The package is damaged before the retry (a file changed on disk): that attempt fails for
+      // good and was the job's last.
+      writeFileSync(s.smallPath, randomBytes(10_001));
+      clockMs += 61 * 60_000;
+      worker.kick();
+      await worker.runUntilIdle({ timeoutMs: 30_000 });
+      expect(queue.findByKey(PUBLISH_JOB, s.lectureId)?.state).toBe('dead');
+      expect(aborted(uploadId)).toBe(1);
+      expect(await openUploadIds(s.bucket)).toEqual([]);
+      expect(s.uploads.list()).toEqual([]);
+    } finally {
+      await worker.stop();
+      await s.store.stop();
+      closeDatabase(s.db);
+    }
+  });
+
+  it('when crashed workers used up its attempts, the worker that reclaims it aborts the upload', async () => {
+    const s = await abandonRig();
+    let clockMs = Date.now();
+    const queue = new JobQueue({ db: s.db, logger: silentLogger, now: () => clockMs });
+    const first = new Worker({ queue, logger: silentLogger, owner: 'test:first', pollIntervalMs: 20 }).register(publishHandler(s));
+    await first.start();
+    const uploadId = await leaveUploadOpen(s, queue, first);
+    await first.stop();
+    // The next attempt is claimed by a worker that then dies (kill -9): its lease is all that is left.
+    clockMs += 61 * 60_000;
+    expect(queue.claim([PUBLISH_JOB], 'test:crashed')?.attempts).toBe(1);
+    const second = new Worker({ queue, logger: silentLogger, owner: 'test:second', pollIntervalMs: 20, reclaimAllOnStart: true }).register(publishHandler(s));
+    await second.start();
+    try {
+      await second.runUntilIdle({ timeoutMs: 30_000 });
+      expect(queue.findByKey(PUBLISH_JOB, s.lectureId)?.state).toBe('dead');
+      expect(aborted(uploadId)).toBe(1);
+      expect(await openUploadIds(s.bucket)).toEqual([]);
+      expect(s.uploads.list()).toEqual([]);
+    } finally {
+      await second.stop();
+      await s.store.stop();
+      closeDatabase(s.db);
+    }
+  });
+
+  it('`lectern queue cancel` of a waiting publish aborts its upload, with the recorded UploadId', async () => {
+    const s = await abandonRig();
+    const queue = new JobQueue({ db: s.db, logger: silentLogger });
+    const worker = new Worker({ queue, logger: silentLogger, owner: 'test:cancel', pollIntervalMs: 20 }).register(publishHandler(s));
+    await worker.start();
+    let uploadId: string;
+    try {
+      uploadId = await leaveUploadOpen(s, queue, worker);
+    } finally {
+      // The daemon may run meanwhile; stopped here only so it cannot pick the job up again.
+      await worker.stop();
+      await s.store.stop();
+    }
+    const secret = (name: string, value: string): string => {
+      const file = path.join(tmp.dir, `${name}-${seq}`);
+      writeFileSync(file, value, { mode: 0o600 });
+      return file;
+    };
+    const config = configSchema.parse({
+      agent: { dataDir: s.layout.dataDir },
+      storage: {
+        kind: 's3',
+        endpoint: proxy.endpoint,
+        bucket: s.bucket,
+        prefix: 'campus',
+        accessKeyIdFile: secret('key', rgw.accessKeyId),
+        secretAccessKeyFile: secret('secret', rgw.secretAccessKey),
+      },
+    });
+    const out: string[] = [];
+    const err: string[] = [];
+    const program = new Command('lectern').exitOverride();
+    registerQueueCommands(program, { out: (t) => out.push(t), err: (t) => err.push(t) }, () => config);
+    const jobId = queue.findByKey(PUBLISH_JOB, s.lectureId)?.id ?? 0;
+    try {
+      await program.parseAsync(['node', 'lectern', 'queue', 'cancel', String(jobId)]);
+      expect(err).toEqual([]);
+      expect(out.join('\n')).toContain('Aborted 1 unfinished upload of the lecture');
+      expect(queue.get(jobId)?.state).toBe('cancelled');
+      expect(aborted(uploadId)).toBe(1);
+      expect(await openUploadIds(s.bucket)).toEqual([]);
+      expect(s.uploads.list()).toEqual([]);
+    } finally {
+      process.exitCode = undefined;
+      closeDatabase(s.db);
+    }
   });
 });

@@ -154,6 +154,41 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
     }
   }
 
+  it('fills at least 90% of the link while yielding when the upload is alone on it', async () => {
+    // The other half of yield: the controller paces the upload even without a cap, and that
+    // pace must find and keep the whole link when nobody else uses it.
+    const RAMP_MS = 6_000;
+    const MEASURE_MS = 10_000;
+    await linkQuiet();
+    const bucket = await createTestBucket(admin, 'bwalone');
+    const log = createMemoryLogger('debug');
+    const policy = new BandwidthPolicy({
+      settings: uploadSettings({ rateCapKbps: 0, yield: { enabled: true, thresholdMs: 100, minRateKbps: 64, intervalMs: 250 } }),
+      logger: log.logger,
+      probe: tcpConnectProbe(link.nsAddress, S3_PORT, 1_000),
+    });
+    await policy.start();
+    await waitFor(() => (policy.status().baseRttMs !== null ? true : undefined), { timeoutMs: 5_000, what: 'the first round-trip sample' });
+    const store = storeVia(rgw, endpoint, bucket, policy);
+    const f = randomFile(tmp.dir, 'alone.bin', 12 * MIB);
+    const upload = store.putFile('alone.bin', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 }).catch((err: unknown) => err);
+    try {
+      const from = rgwSide.bytesIn();
+      await waitFor(() => (rgwSide.bytesIn() > from ? true : undefined), { timeoutMs: 10_000, what: 'the upload to start' });
+      const t0 = Date.now() + RAMP_MS;
+      const t1 = t0 + MEASURE_MS;
+      await waitFor(() => (Date.now() >= t1 + 100 ? true : undefined), { timeoutMs: t1 - Date.now() + 5_000, intervalMs: 200, what: 'the measurement window' });
+      const rate = (rgwSide.bytesBetween(t0, t1) / MEASURE_MS) * 1000;
+      console.warn(`yielding upload alone on the link: ${((rate * 8) / 1e6).toFixed(2)} Mbit/s (${Math.round((rate / LINK_BYTES_PER_SECOND) * 100)}% of the link); status ${JSON.stringify(policy.status())}`);
+      if (process.env.LECTERN_DEBUG_YIELD === '1') console.warn(log.lines.join('\n'));
+      expect(rate / LINK_BYTES_PER_SECOND).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      await policy.stop();
+      await store.stop();
+      await upload;
+    }
+  }, TEST_TIMEOUT_MS);
+
   it('leaves a foreground transfer at least 80% of the link while yielding (less than 60% against an upload that does not)', async () => {
     const greedy = await foregroundShare(false);
     const yielding = await foregroundShare(true);

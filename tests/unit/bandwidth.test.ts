@@ -7,7 +7,7 @@ import { BandwidthPolicy, type UploadSettings } from '../../src/upload/bandwidth
 import { RateMeter } from '../../src/upload/rateMeter.js';
 import { kbpsToBytesPerSecond, MIN_BURST_BYTES, throttleBody, TokenBucket, UNCAPPED } from '../../src/upload/tokenBucket.js';
 import { parseWindow, UploadWindows, zonedToUtc } from '../../src/upload/windows.js';
-import { DelayYield, endpointAddress } from '../../src/upload/yield.js';
+import { endpointAddress } from '../../src/upload/yield.js';
 import { waitFor } from '../../src/util/sleep.js';
 
 /**
@@ -221,49 +221,8 @@ describe('upload windows', () => {
   });
 });
 
-describe('DelayYield (AIMD on the round trip)', () => {
-  it('halves the rate while a queue shows, creeps back by steps, and lets go at the ceiling', () => {
-    const y = new DelayYield({ thresholdMs: 100, minBytesPerSecond: 8_000, decreaseFactor: 0.5 });
-    let t = 0;
-    const sample = (rtt: number, sending: number, ceiling = 500_000): number => {
-      t += 1_000;
-      y.onSample(rtt, t, sending, ceiling);
-      return y.capBytesPerSecond;
-    };
-    for (let i = 0; i < 5; i++) expect(sample(20 + (i % 2), 500_000)).toBe(UNCAPPED);
-    expect(y.baseRttMs).toBe(20);
-    // One late sample is no queue (current-delay filter: the minimum of the last two).
-    expect(sample(420, 500_000)).toBe(UNCAPPED);
-    expect(sample(20, 500_000)).toBe(UNCAPPED);
-    // A queue of 400 ms in two samples in a row: halved from what was being sent, then halved
-    // again, down to the floor.
-    expect(sample(420, 500_000)).toBe(UNCAPPED);
-    expect(sample(420, 500_000)).toBe(250_000);
-    expect(sample(420, 250_000)).toBe(125_000);
-    for (let i = 0; i < 10; i++) sample(420, 10_000);
-    expect(y.capBytesPerSecond).toBe(8_000);
-    expect(y.state().yielding).toBe(true);
-    // Between half the threshold and the threshold: hold.
-    expect(sample(90, 8_000)).toBe(8_000);
-    // Back near the base: additive increase, a twentieth of the best rate seen per sample.
-    expect(sample(25, 8_000)).toBe(8_000 + 25_000);
-    expect(sample(25, 30_000)).toBe(8_000 + 50_000);
-    let n = 0;
-    while (y.capBytesPerSecond !== UNCAPPED && n++ < 100) sample(25, 100_000);
-    expect(n).toBeGreaterThan(15);
-    expect(n).toBeLessThan(25);
-  });
-
-  it('takes the base as the minimum over its window, forgetting old minima', () => {
-    const y = new DelayYield({ baseWindowMs: 5 * 60_000 });
-    y.onSample(10, 0, 0, UNCAPPED);
-    y.onSample(50, 60_000, 0, UNCAPPED);
-    expect(y.baseRttMs).toBe(10);
-    // Ten minutes later the route changed (base 50 ms): the old 10 ms is forgotten.
-    y.onSample(50, 11 * 60_000, 0, UNCAPPED);
-    expect(y.baseRttMs).toBe(50);
-  });
-
+// The yield controller itself: tests/unit/yield.test.ts.
+describe('yield probe', () => {
   it('knows where to probe', () => {
     expect(endpointAddress('https://s3.example.edu', 'x')).toEqual({ host: 's3.example.edu', port: 443 });
     expect(endpointAddress('http://[::1]:7480/', 'x')).toEqual({ host: '::1', port: 7480 });
@@ -355,6 +314,27 @@ describe('BandwidthPolicy', () => {
       await waitFor(() => (policy.status().window === null ? true : undefined), { timeoutMs: 2_000 });
       expect(policy.status().capBytesPerSecond).toBe(500_000);
     } finally {
+      await policy.stop();
+    }
+  });
+
+  it('does not hold uploads at yield\'s start rate when the probe never works (a firewall that drops bare connects)', async () => {
+    const policy = new BandwidthPolicy({
+      settings: settings(),
+      logger: silentLogger,
+      probe: async () => {
+        throw Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' });
+      },
+      tickMs: 20,
+    });
+    await policy.start();
+    const r = await policy.begin({ key: 'part', sizeBytes: 1_000_000 });
+    try {
+      // Until then yield's probe rate (32 kB/s) paces; after two failed probes, nothing does.
+      await waitFor(() => (policy.status().capBytesPerSecond === null ? true : undefined), { timeoutMs: 2_000 });
+      expect(policy.status()).toMatchObject({ linkDown: false, yielding: false });
+    } finally {
+      r.end();
       await policy.stop();
     }
   });
