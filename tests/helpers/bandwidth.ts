@@ -56,11 +56,19 @@ export interface ShapedRig {
 }
 
 /**
+ * Namespace name prefixes (at most 5 characters: interface names are at most 15) and /29 subnets
+ * of each suite that shapes a link, so two of them running at once never tear down each other's
+ * link (the chaos runs have their own: 10.200.58 and 10.200.59).
+ */
+export const BANDWIDTH_LINK = { name: 'lecbw', subnet: '10.200.57' } as const;
+export const YIELD_LINK = { name: 'lecyd', subnet: '10.200.60' } as const;
+
+/**
  * The gateway and an HTTP sink behind a link shaped to LINK_KBIT: a relay inside the server
  * namespace forwards to unix sockets on the host, where counting relays measure what arrived.
  */
-export async function startShapedRig(rgw: RgwPeer, dir: string): Promise<ShapedRig> {
-  const link = await createShapedLink({ name: 'lecbw', subnet: '10.200.57', rateKbit: LINK_KBIT, latencyMs: 400 });
+export async function startShapedRig(rgw: RgwPeer, dir: string, place: { name: string; subnet: string } = BANDWIDTH_LINK): Promise<ShapedRig> {
+  const link = await createShapedLink({ name: place.name, subnet: place.subnet, rateKbit: LINK_KBIT, latencyMs: 400 });
   const rgwSide = await startCountingRelay({ listen: { path: path.join(dir, 'rgw.sock') }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
   const sink = await startCountingRelay({ listen: { path: path.join(dir, 'sink.sock') }, upstream: 'httpSink' });
   const relay = link.spawn(process.execPath, ['-e', NS_RELAY_SOURCE, link.nsAddress, `${S3_PORT}=${rgwSide.socketPath}`, `${SINK_PORT}=${sink.socketPath}`]);

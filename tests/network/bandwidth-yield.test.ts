@@ -11,7 +11,7 @@ import { makeTmpDir } from '../helpers/tmp.js';
 import type { CountingRelay } from '../peers/countingRelay.js';
 import { startRgw, type RgwPeer } from '../peers/rgw.js';
 import { shapedLinkUnsupportedReason, type ShapedLink } from '../peers/shapedLink.js';
-import { LINK_KBIT, MIB, randomFile, S3_PORT, SINK_PORT, startShapedRig, storeVia, uploadSettings, type ShapedRig } from '../helpers/bandwidth.js';
+import { LINK_KBIT, MIB, randomFile, S3_PORT, SINK_PORT, startShapedRig, storeVia, uploadSettings, YIELD_LINK, type ShapedRig } from '../helpers/bandwidth.js';
 
 /**
  * Not part of `npm test` (see vitest.network.config.ts; run with `npm run test:network`): the
@@ -61,7 +61,7 @@ describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
 
   beforeAll(async () => {
     expect(shapedLinkUnsupportedReason(), 'shaped links (TESTING.md) are part of this test').toBeUndefined();
-    rig = await startShapedRig(rgw, tmp.dir);
+    rig = await startShapedRig(rgw, tmp.dir, YIELD_LINK);
     ({ link, rgwSide, sink, endpoint } = rig);
   }, 60_000);
 
