@@ -215,9 +215,16 @@ describe('import folder', () => {
     expect(list(inbox)).toEqual([IMPORTED_DIR]);
     expect(await hashFile(path.join(inbox, IMPORTED_DIR, name))).toEqual(original);
 
+    // Published in tiers: the sound and the smallest picture first, then the whole ladder.
     await waitFor(() => (readyPointers(layout.storeDefaultRoot).length > 0 ? true : undefined), { timeoutMs: 150_000, intervalMs: 250, what: 'publication' });
     const publishedMs = Date.now();
-    const manifest = await publishedManifest(layout.storeDefaultRoot, id);
+    const manifest = await waitFor(
+      async () => {
+        const m = await publishedManifest(layout.storeDefaultRoot, id);
+        return m.tier === 2 ? m : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 500, what: 'the full ladder published (tier 2)' },
+    );
     expect(manifest).toMatchObject({ lectureId: id, course: 'CS101', title: 'CS101 2026-11-30 09:00', startedAt: new Date(2026, 10, 30, 9, 0).toISOString() });
     expect(Math.abs(manifest.durationSeconds - BIG_SECONDS)).toBeLessThanOrEqual(0.5);
     expect(manifest.renditions.map((r) => r.name)).toEqual(['240p', '144p', 'audio']);
