@@ -68,7 +68,7 @@ describe('lectern config', () => {
     expect(out).toEqual([]);
     expect(err.join('\n').split('\n')).toEqual([
       `${file}: 3 problems`,
-      '  sources.0.kind: unknown source kind "usb"; expected one of synthetic, rtsp, onvif',
+      '  sources.0.kind: unknown source kind "usb"; expected one of synthetic, rtsp, onvif, v4l2',
       '  capture.segmentSeconds: must be an integer between 2 and 300, got 0',
       '  transcode.foo: unknown key',
     ]);
