@@ -22,6 +22,12 @@ export function createTimetable(config: Config, controller: RecordingController,
   const onIntent = async (intent: ScheduleIntent): Promise<void> => {
     switch (intent.kind) {
       case 'start': {
+        // A lecture resumed after a restart whose planned end has come as this slot begins
+        // (back-to-back slots) is finished here, as its own slot's stop would have done.
+        const live = controller.status();
+        if (live.recordingId !== undefined && ![...recordingOfSlot.values()].includes(live.recordingId) && isFinishingBy(live.plannedEndMs, intent.slotStartMs)) {
+          await controller.stopRecording('planned end reached');
+        }
         const { recordingId } = await controller.startRecording({
           title: intent.meta.title,
           course: intent.meta.course,
@@ -55,8 +61,15 @@ export function createTimetable(config: Config, controller: RecordingController,
       const s = controller.status();
       if (s.state === 'idle' || s.recordingId === undefined) return false;
       // A lecture resumed after a restart carries the slot's end: it is this slot's, not manual.
-      return ![...recordingOfSlot.values()].includes(s.recordingId) && s.plannedEndMs !== slot.endMs;
+      // One that ends as this slot begins is the previous slot's, finishing: not manual either
+      // (chaos seed 101: a kill 8 s before a back-to-back boundary lost the next lecture).
+      return ![...recordingOfSlot.values()].includes(s.recordingId) && s.plannedEndMs !== slot.endMs && !isFinishingBy(s.plannedEndMs, slot.startMs);
     },
     onIntent,
   });
+}
+
+/** A recording planned to end at or before `atMs` is finishing by then, whoever started it. */
+function isFinishingBy(plannedEndMs: number | null | undefined, atMs: number): boolean {
+  return plannedEndMs !== undefined && plannedEndMs !== null && plannedEndMs <= atMs;
 }

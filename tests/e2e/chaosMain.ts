@@ -25,6 +25,8 @@ if (!Number.isInteger(seed) || seed < 0 || !Number.isInteger(lectures) || lectur
 }
 
 const plan = planChaos(chaosOptions(seed, lectures, values.short));
-const report = await runChaos({ plan, keepWorkDir: values.keep, log: (line) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}`) });
+// The long version's day ends with a backlog (uploads pause while recording, the link was cut and
+// slowed): give publishing up to 10 minutes after the last lecture.
+const report = await runChaos({ plan, keepWorkDir: values.keep, ...(values.short ? {} : { drainTimeoutMs: 600_000 }), log: (line) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}`) });
 console.log(formatChaosReport(report));
 process.exitCode = report.ok ? 0 : 1;

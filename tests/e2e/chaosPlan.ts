@@ -24,6 +24,16 @@ export interface ChaosPlanOptions {
   killsDuringPublish: number;
   /** A teacher presses Record twice at once in a pause between lectures, and Stop before the next one. */
   teacherDoublePress: boolean;
+  /** One camera outage ends with the camera's clock this far off (after a power cut); 0 = none. */
+  wrongClockMs: number;
+  /** The link to the storage is cut for between these, in seconds (once); [0, 0] = never. */
+  networkOutageSeconds: readonly [number, number];
+  /** The link to the storage runs at SLOW_LINK_KBIT for between these, in seconds (once); [0, 0] = never. */
+  slowLinkSeconds: readonly [number, number];
+  /** The disk fills to just above the free-space threshold during a lecture for between these, in seconds; [0, 0] = never. */
+  diskFullSeconds: readonly [number, number];
+  /** A teacher starts recording shortly before a slot and records into it (the slot is skipped, by design). */
+  manualOverlap: boolean;
 }
 
 export interface PlannedLecture {
@@ -39,7 +49,12 @@ export type PlannedEvent =
   | { kind: 'kill-recording'; lecture: number; atOffsetMs: number }
   | { kind: 'kill-transcode'; lecture: number; delayMs: number }
   | { kind: 'kill-publish'; lecture: number; delayMs: number }
-  | { kind: 'teacher-double-press'; title: string; atOffsetMs: number; stopOffsetMs: number };
+  | { kind: 'teacher-double-press'; title: string; atOffsetMs: number; stopOffsetMs: number }
+  | { kind: 'camera-wrong-clock'; lecture: number; atOffsetMs: number; offMs: number; clockOffsetMs: number }
+  | { kind: 'network-outage'; atOffsetMs: number; offMs: number }
+  | { kind: 'slow-link'; atOffsetMs: number; forMs: number; rateKbit: number }
+  | { kind: 'disk-full'; lecture: number; atOffsetMs: number; forMs: number }
+  | { kind: 'manual-overlap'; lecture: number; title: string; atOffsetMs: number; stopOffsetMs: number };
 
 export interface ChaosPlan {
   options: ChaosPlanOptions;
@@ -58,6 +73,14 @@ const TEACHER_STOP_BEFORE_MS = 5_000;
 // Faults keep clear of a lecture's first and last seconds: a camera that is off when a lecture
 // starts is a different case (the start itself fails) from one lost during it.
 const EDGE_MARGIN_MS = 5_000;
+/** The slowed link's rate, as issue 7 asks. */
+export const SLOW_LINK_KBIT = 1_000;
+// The overlapping manual recording starts this long before its slot and is stopped this long
+// before the slot's end (so a back-to-back successor starts on time, not skipped as well).
+const OVERLAP_START_BEFORE_MS = 6_000;
+const OVERLAP_STOP_BEFORE_END_MS = 3_000;
+// Before the first lecture the daemon has the harness's lead time; other slots need a pause this long.
+const OVERLAP_MIN_PAUSE_MS = 10_000;
 
 /** mulberry32: a small, well-mixed 32-bit PRNG; good enough to pick moments, and reproducible. */
 export class Prng {
@@ -95,7 +118,23 @@ export class Prng {
 /** The short version (CI, a few minutes) and the long one (1–2 minute lectures, as issue 7 asks). */
 export function chaosOptions(seed: number, lectures: number, short: boolean): ChaosPlanOptions {
   return short
-    ? { seed, lectures, lectureSeconds: [20, 30], gapSeconds: [5, 8], outageSeconds: [5, 10], cameraOutages: Math.ceil(lectures / 2), killsDuringRecording: 1, killsDuringTranscode: 1, killsDuringPublish: 1, teacherDoublePress: true }
+    ? {
+        seed,
+        lectures,
+        lectureSeconds: [20, 30],
+        gapSeconds: [5, 8],
+        outageSeconds: [5, 10],
+        cameraOutages: Math.ceil(lectures / 2),
+        killsDuringRecording: 1,
+        killsDuringTranscode: 1,
+        killsDuringPublish: 1,
+        teacherDoublePress: true,
+        wrongClockMs: 3 * 3_600_000,
+        networkOutageSeconds: [8, 15],
+        slowLinkSeconds: [15, 25],
+        diskFullSeconds: [6, 10],
+        manualOverlap: true,
+      }
     : {
         seed,
         lectures,
@@ -107,6 +146,11 @@ export function chaosOptions(seed: number, lectures: number, short: boolean): Ch
         killsDuringTranscode: Math.max(1, Math.floor(lectures / 4)),
         killsDuringPublish: Math.max(1, Math.floor(lectures / 4)),
         teacherDoublePress: true,
+        wrongClockMs: 3 * 3_600_000,
+        networkOutageSeconds: [30, 120],
+        slowLinkSeconds: [90, 180],
+        diskFullSeconds: [20, 40],
+        manualOverlap: true,
       };
 }
 
@@ -163,6 +207,50 @@ export function planChaos(options: ChaosPlanOptions): ChaosPlan {
       atOffsetMs: gapStart + TEACHER_START_AFTER_MS,
       stopOffsetMs: gapStart + (gapAfter[teacherGap] ?? 0) - TEACHER_STOP_BEFORE_MS,
     });
+  }
+
+  // Issue 7's second set of faults. Drawn after the first set, so a seed keeps its earlier
+  // timetable, outages and kills.
+  // A camera that comes back with the wrong clock: one of the outages, with a seeded sign.
+  const firstOutage = events.findIndex((e) => e.kind === 'camera-outage');
+  const outage = events[firstOutage];
+  if (options.wrongClockMs !== 0 && outage?.kind === 'camera-outage') {
+    const sign = rng.next() < 0.5 ? -1 : 1;
+    events[firstOutage] = { kind: 'camera-wrong-clock', lecture: outage.lecture, atOffsetMs: outage.atOffsetMs, offMs: outage.offMs, clockOffsetMs: sign * options.wrongClockMs };
+  }
+  // The network: an outage in the first half of the day, then the slowed link after it.
+  if (options.networkOutageSeconds[1] > 0) {
+    const offMs = sec(options.networkOutageSeconds);
+    events.push({ kind: 'network-outage', atOffsetMs: rng.int(Math.floor(spanMs / 10), Math.max(Math.floor(spanMs / 10), Math.floor(spanMs / 2) - offMs)), offMs });
+  }
+  if (options.slowLinkSeconds[1] > 0) {
+    const forMs = sec(options.slowLinkSeconds);
+    const cut = events.find((e) => e.kind === 'network-outage');
+    const after = cut?.kind === 'network-outage' ? cut.atOffsetMs + cut.offMs + 5_000 : Math.floor(spanMs / 4);
+    events.push({ kind: 'slow-link', atOffsetMs: rng.int(after, Math.max(after, spanMs - forMs)), forMs, rateKbit: SLOW_LINK_KBIT });
+  }
+  // The manual recording that runs into a slot: a slot with a pause before it (or the first),
+  // whose recording is not killed and that is not the teacher's double press's next slot.
+  const killedLectures = new Set(events.flatMap((e) => (e.kind === 'kill-recording' ? [e.lecture] : [])));
+  const overlapCandidates = lectures.filter(
+    (l) => !killedLectures.has(l.index) && (l.index === 1 || (gapAfter[l.index - 2] ?? 0) >= OVERLAP_MIN_PAUSE_MS) && teacherGap !== l.index - 2,
+  );
+  const overlap = options.manualOverlap ? rng.sample(overlapCandidates, 1)[0] : undefined;
+  if (overlap) {
+    events.push({
+      kind: 'manual-overlap',
+      lecture: overlap.index,
+      title: `Chaos manual recording into lecture ${overlap.index} (seed ${options.seed})`,
+      atOffsetMs: overlap.startOffsetMs - OVERLAP_START_BEFORE_MS,
+      stopOffsetMs: overlap.startOffsetMs + overlap.durationMs - OVERLAP_STOP_BEFORE_END_MS,
+    });
+  }
+  // The disk filling up: inside a lecture the timetable records, clear of its edges and outage.
+  if (options.diskFullSeconds[1] > 0) {
+    const forMs = sec(options.diskFullSeconds);
+    const fits = lectures.filter((l) => l.index !== overlap?.index && l.durationMs - 2 * EDGE_MARGIN_MS > forMs);
+    const lecture = rng.sample(fits, 1)[0];
+    if (lecture) events.push({ kind: 'disk-full', lecture: lecture.index, atOffsetMs: lecture.startOffsetMs + rng.int(EDGE_MARGIN_MS, lecture.durationMs - EDGE_MARGIN_MS - forMs), forMs });
   }
   return { options, lectures, events, spanMs };
 }

@@ -21,6 +21,8 @@ export interface SupervisorOptions {
   rssIntervalMs: number;
   /** How long a start may take until the API answers. */
   startTimeoutMs: number;
+  /** What the daemon is doing at each RSS sample (e.g. "busy" while it packages or publishes). */
+  rssTag?: () => string;
 }
 
 export interface DaemonRun {
@@ -36,6 +38,8 @@ export interface DaemonRun {
   logFile: string;
   /** VmRSS samples in KiB, in order. */
   rssKiB: number[];
+  /** The same samples with their time and rssTag's answer. */
+  rssSamples: Array<{ atMs: number; kib: number; tag: string }>;
 }
 
 export interface KillRecord {
@@ -132,7 +136,7 @@ export class DaemonSupervisor {
     const logFile = path.join(this.#o.logDir, `daemon-${String(n).padStart(2, '0')}.log`);
     const log = createWriteStream(logFile);
     const cli = startLectern(['--config', this.#o.configFile, 'daemon'], { cwd: this.#o.cwd, env: this.#o.env });
-    const run: DaemonRun = { n, pid: cli.child.pid ?? -1, startedAtMs: Date.now(), logFile, rssKiB: [] };
+    const run: DaemonRun = { n, pid: cli.child.pid ?? -1, startedAtMs: Date.now(), logFile, rssKiB: [], rssSamples: [] };
     this.runs.push(run);
     cli.child.stdout?.on('data', (d: Buffer) => log.write(d));
     cli.child.stderr?.on('data', (d: Buffer) => log.write(d));
@@ -167,7 +171,11 @@ export class DaemonSupervisor {
     try {
       const status = readFileSync(`/proc/${current.run.pid}/status`, 'utf8');
       const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-      if (match) current.run.rssKiB.push(Number(match[1]));
+      if (match) {
+        const kib = Number(match[1]);
+        current.run.rssKiB.push(kib);
+        current.run.rssSamples.push({ atMs: Date.now(), kib, tag: this.#o.rssTag?.() ?? '' });
+      }
     } catch {
       // The process ended between the check and the read; its exit handler takes over.
     }
