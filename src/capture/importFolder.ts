@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import { describeError, isLecternError, LecternError } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
 import { ulid } from '../util/ulid.js';
 import { classifyProbe, isIgnoredName, isSidecarName, parseImportName, parseSidecar, sidecarNameFor, stemOf, type ImportMeta } from './importMeta.js';
+import { pathExists } from '../util/pathExists.js';
 
 /**
  * The import folder: other tools (a hardware recorder's FTP target, a USB stick, a teacher's
@@ -264,7 +265,7 @@ export class ImportFolder {
     const tookFromMs = this.#now();
     const sidecarName = sidecarNameFor(name);
     const sidecarPath = path.join(this.#o.folder, sidecarName);
-    const hasSidecar = await exists(sidecarPath);
+    const hasSidecar = await pathExists(sidecarPath);
 
     let probe: ProbeResult;
     let meta: ImportMeta;
@@ -341,7 +342,7 @@ export class ImportFolder {
   async #copyIn(file: string, name: string, sha256: string, bytes: number): Promise<string> {
     const ext = path.extname(name).toLowerCase();
     const target = path.join(this.#o.copiesDir, `${sha256}${/^\.[a-z0-9]{1,8}$/.test(ext) ? ext : ''}`);
-    if (await exists(target)) {
+    if (await pathExists(target)) {
       const existing = await hashFile(target);
       if (existing.sha256 === sha256 && existing.bytes === bytes) return target;
     }
@@ -405,7 +406,7 @@ export class ImportFolder {
       const ext = path.extname(name);
       const stem = stemOf(name);
       let target = name;
-      for (let n = 2; (await exists(path.join(dir, target))) || (sidecarName !== undefined && (await exists(path.join(dir, sidecarNameFor(target))))); n++) {
+      for (let n = 2; (await pathExists(path.join(dir, target))) || (sidecarName !== undefined && (await pathExists(path.join(dir, sidecarNameFor(target))))); n++) {
         target = `${stem}-${n}${ext}`;
       }
       await rename(path.join(this.#o.folder, name), path.join(dir, target));
@@ -424,15 +425,6 @@ export class ImportFolder {
     for (const entry of await readdir(this.#o.copiesDir)) {
       if (/^\.[0-9a-f]{64}\.part$/.test(entry)) await rm(path.join(this.#o.copiesDir, entry), { force: true });
     }
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

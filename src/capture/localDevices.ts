@@ -4,6 +4,7 @@ import type { AlsaMic } from '../ffmpeg/captureArgs.js';
 import { alsaCardId, setCaptureGain, type GainResult, type GainSetting } from '../ffmpeg/mixer.js';
 import type { Logger } from '../log/logger.js';
 import { LecternError } from '../util/errors.js';
+import { pathExists } from '../util/pathExists.js';
 
 /**
  * Devices on this PC that a capture run needs: a video device, and a microphone whose gain is set
@@ -63,8 +64,8 @@ export class Microphone {
     if (cardId === undefined) return;
     // ALSA lists each card under its id as well as its number. Without /proc/asound no driver is
     // loaded, and only a PCM defined in asound.conf can answer: that is ffmpeg's to open.
-    const alsaLoaded = await exists(path.join(this.#asoundDir, 'cards'));
-    if (alsaLoaded && !(await exists(path.join(this.#asoundDir, cardId)))) {
+    const alsaLoaded = await pathExists(path.join(this.#asoundDir, 'cards'));
+    if (alsaLoaded && !(await pathExists(path.join(this.#asoundDir, cardId)))) {
       throw new LecternError(
         'CAPTURE_DEVICE_MISSING',
         `${this.#source}: the sound card ${cardId} of microphone ${this.#config.device} is not there (unplugged? lectern mics list shows the connected ones)`,
@@ -90,11 +91,4 @@ export class Microphone {
     }
     return result;
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
 }

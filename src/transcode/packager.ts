@@ -35,6 +35,7 @@ import { AAC_LC_CODEC, avcCodecFromInit, buildMasterPlaylist, measureRendition, 
 import { buildConcatList, FFMPEG_INIT_FILE, playlistDurationSeconds, rewriteInitReference } from './playlists.js';
 import { buildThumbnailsVtt, thumbnailSize } from './thumbnails.js';
 import { ChunkedVideo, progressiveDirFor, type ChunkParams } from './chunkedVideo.js';
+import { pathExists } from '../util/pathExists.js';
 
 /**
  * Builds the HLS VOD package of one recording from its registered segments: a staging folder
@@ -200,23 +201,14 @@ function previousDirFor(finalDir: string): string {
   return path.join(path.dirname(finalDir), `.${path.basename(finalDir)}.previous`);
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Finishes or undoes a swap a crash cut: killed between the two renames, the tier-1 package is
  * put back (and tier 2 is built again); killed after them, the old tier 1 is removed.
  */
 async function recoverTierSwap(finalDir: string): Promise<void> {
   const previous = previousDirFor(finalDir);
-  if (!(await exists(previous))) return;
-  if (await exists(finalDir)) await rm(previous, { recursive: true, force: true });
+  if (!(await pathExists(previous))) return;
+  if (await pathExists(finalDir)) await rm(previous, { recursive: true, force: true });
   else await rename(previous, finalDir);
 }
 

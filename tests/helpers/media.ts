@@ -27,12 +27,17 @@ export async function recordSegments(dir: string, opts: { seconds: number; volum
       '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
     ],
   });
+  return segmentsOfList(dir, 1);
+}
+
+/** The segments an ffmpeg segmenter listed in `dir/segments.csv`, hashed as capture registers them. */
+export function segmentsOfList(dir: string, run: number): Promise<PackageSegment[]> {
   const entries = parseSegmentList(readFileSync(`${dir}/segments.csv`, 'utf8'));
   return Promise.all(
     entries.map(async (e) => {
       const file = path.join(dir, e.fileName);
       const { sha256, bytes } = await hashFile(file);
-      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run: 1 };
+      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run };
     }),
   );
 }

@@ -2,11 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseSegmentList } from '../../src/capture/segmentList.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Packager, type PackageSegment } from '../../src/transcode/packager.js';
-import { hashFile } from '../../src/util/hash.js';
-import { testPackagerSettings } from '../helpers/media.js';
+import { segmentsOfList, testPackagerSettings } from '../helpers/media.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
 // A/V sync across a camera reboot, with real ffmpeg on both sides. Each run carries a white
@@ -49,14 +47,7 @@ async function recordRun(run: number, late: { audioSeconds?: number; videoSecond
     '-f', 'segment', '-segment_time', '3', '-reset_timestamps', '1', '-segment_format', 'mpegts',
     '-segment_list', `${dir}/segments.csv`, '-segment_list_type', 'csv', `${dir}/seg_%05d.ts`,
   ]);
-  const entries = parseSegmentList(readFileSync(`${dir}/segments.csv`, 'utf8'));
-  return Promise.all(
-    entries.map(async (e) => {
-      const file = path.join(dir, e.fileName);
-      const { sha256, bytes } = await hashFile(file);
-      return { path: file, sha256, bytes, durationSeconds: e.endSeconds - e.startSeconds, run };
-    }),
-  );
+  return segmentsOfList(dir, run);
 }
 
 /** Start times of the white flashes in a video rendition (first bright frame of each). */
