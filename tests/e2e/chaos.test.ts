@@ -32,7 +32,9 @@ describe('a short day in a bad classroom', () => {
     // The plan itself is reproducible: the same seed gives the same timetable and faults.
     expect(planChaos(chaosOptions(SEED, 4, true))).toEqual(plan);
     // Its own namespaces, apart from `npm run chaos`'s (chaosNetwork.ts).
-    const report = await runChaos({ plan, link: { name: 'lecct', subnet: '10.200.59' }, log: (line) => console.warn(line) });
+    // Its RSS growth is printed, not judged: four lectures with three kills compare different
+    // processes (26 % once, from a fresh daemon to one that had published); the long version judges it.
+    const report = await runChaos({ plan, link: { name: 'lecct', subnet: '10.200.59' }, log: (line) => console.warn(line), judgeRssGrowth: false });
     const table = formatChaosReport(report);
     console.warn(table);
     expect(report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`), table).toEqual([]);
@@ -45,7 +47,7 @@ describe('a short day in a bad classroom', () => {
     for (const kind of ['camera-wrong-clock', 'network-outage', 'slow-link', 'disk-full', 'manual-overlap'] as const) {
       expect(report.events.filter((e) => e.event.kind === kind && e.hit).map((e) => e.event.kind), table).toEqual([kind]);
     }
-    for (const name of ['camera back with the wrong clock', 'disk just above the threshold', 'manual recording into a slot', 'local disk cleaned per retention', 'RSS growth <= 10 %']) {
+    for (const name of ['camera back with the wrong clock', 'disk just above the threshold', 'manual recording into a slot', 'local disk cleaned per retention', 'RSS of every run <= 256 MiB']) {
       expect(report.checks.find((c) => c.name === name)?.ok, `${name}\n${table}`).toBe(true);
     }
     // The slot the manual recording ran into is that recording, not a second lecture.
