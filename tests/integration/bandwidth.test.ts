@@ -20,8 +20,7 @@ import { randomFile, S3_PORT, startShapedRig, storeVia, uploadSettings, type Sha
  * ways with tc tbf, the gateway reached through it from a server namespace behind the router):
  * the cap holds, and a link cut mid-upload is recovered from within seconds of the link's return.
  * How much of the link a foreground transfer keeps while the upload yields is measured by
- * tests/network/bandwidth-yield.test.ts (`npm run test:network`): it is not steady enough yet
- * for every run (the kernel's socket buffer drains at TCP's fair share before yield can act).
+ * tests/network/bandwidth-yield.test.ts (`npm run test:network`, 2.5 minutes: run apart).
  *
  * LECTERN_LONG=1 uses the acceptance lengths: 60 s rate windows and a 60 s outage, instead of
  * the CI-sized 20 s / 12 s windows and a 10 s outage.
