@@ -7,11 +7,11 @@ import { closeDatabase, integrityCheck, openDatabase } from '../../src/db/index.
 import { decodeCheck, probeMedia } from '../../src/ffmpeg/ffprobe.js';
 import { findFfmpegProcesses } from '../../src/ffmpeg/orphans.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { JobQueue } from '../../src/queue/queue.js';
 import type { LectureManifest, ReadyPointer } from '../../src/transcode/manifest.js';
 import { hashFile, sha256Hex } from '../../src/util/hash.js';
 import { waitFor } from '../../src/util/sleep.js';
 import { killGroup, ROOT, runCli, startCli } from '../helpers/cli.js';
+import { jobStates, jobStatesWhileStarting } from '../helpers/jobs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 import { smallDemoConfig } from '../helpers/config.js';
 
@@ -83,15 +83,6 @@ function writeSmallConfig(dir: string): string {
   return file;
 }
 
-function jobStates(dataDir: string): Array<{ kind: string; state: string; key: string }> {
-  const db = openDatabase(path.join(dataDir, 'state.db'), { logger: silentLogger, readonly: true });
-  try {
-    return new JobQueue({ db, logger: silentLogger }).list({}).map((j) => ({ kind: j.kind, state: j.state, key: j.key }));
-  } finally {
-    closeDatabase(db);
-  }
-}
-
 describe('lectern demo on the built-in defaults', () => {
   const tmp = makeTmpDir();
   afterAll(() => tmp.cleanup());
@@ -157,7 +148,7 @@ describe('lectern demo after kill -9', () => {
     setup();
     try {
       await killWhen('transcode.start=4000', () =>
-        existsSync(path.join(dataDir, 'state.db')) && jobStates(dataDir).some((j) => j.kind === 'transcode' && j.state === 'running'),
+        jobStatesWhileStarting(dataDir).some((j) => j.kind === 'transcode' && j.state === 'running'),
       );
       expect(findFiles(path.join(dataDir, 'store', 'lectures'), /^lecture\.json$/)).toEqual([]);
       await resumeAndVerify();

@@ -11,7 +11,6 @@ import { Packager } from '../../src/transcode/packager.js';
 import { createPublishHandler } from '../../src/upload/publishHandler.js';
 import { decodeCheck, probeMedia } from '../../src/ffmpeg/ffprobe.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { JobQueue } from '../../src/queue/queue.js';
 import type { LectureManifest, ReadyPointer } from '../../src/transcode/manifest.js';
 import { listReadyLectures, pullLecture } from '../../src/cli/commands/platform.js';
 import { FileStore } from '../../src/storage/fileStore.js';
@@ -22,6 +21,7 @@ import { waitFor } from '../../src/util/sleep.js';
 import { killGroup, ROOT, runCli, startCli } from '../helpers/cli.js';
 import { smallDemoConfig } from '../helpers/config.js';
 import { recordSegments, testPackagerSettings } from '../helpers/media.js';
+import { jobStates, jobStatesWhileStarting } from '../helpers/jobs.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
 /**
@@ -65,15 +65,6 @@ function findFiles(dir: string, name: RegExp): string[] {
     .sort();
 }
 
-function jobStates(dataDir: string): Array<{ kind: string; state: string; key: string; id: number; finishedAtMs: number | null }> {
-  const db = openDatabase(path.join(dataDir, 'state.db'), { logger: silentLogger, readonly: true });
-  try {
-    return new JobQueue({ db, logger: silentLogger }).list({}).map((j) => ({ kind: j.kind, state: j.state, key: j.key, id: j.id, finishedAtMs: j.finishedAtMs }));
-  } finally {
-    closeDatabase(db);
-  }
-}
-
 /** The one lecture in the store, checked the way the platform would: every listed file, nothing else, the pointer. */
 async function storedLecture(storeRoot: string): Promise<{ manifest: LectureManifest; dir: string; text: string; pointer: ReadyPointer }> {
   const manifests = findFiles(path.join(storeRoot, 'lectures'), /^lecture\.json$/);
@@ -107,13 +98,7 @@ describe('tiered publishing with kill -9 between the tiers', () => {
     // The pause at the start of each tier lets the kill land after tier 1, before tier 2's encode.
     const run = startCli(['--config', config, 'demo', '--seconds', '4'], { env: { LECTERN_FAILPOINTS: 'transcode.start=1200' } });
     try {
-      const tier2Running = (): boolean => {
-        try {
-          return jobStates(dataDir).some((j) => j.kind === 'transcode-tier2' && j.state === 'running');
-        } catch {
-          return false; // the database is not there or not migrated yet
-        }
-      };
+      const tier2Running = (): boolean => jobStatesWhileStarting(dataDir).some((j) => j.kind === 'transcode-tier2' && j.state === 'running');
       await waitFor(() => (tier2Running() ? true : undefined), {
         timeoutMs: 90_000,
         intervalMs: 100,
