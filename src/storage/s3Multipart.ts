@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -126,6 +126,18 @@ export function choosePartSize(sizeBytes: number, partSizeBytes: number): number
 }
 
 /**
+ * The plan of a file already read into memory: one part, the same checks as planUpload. The
+ * bytes hashed here are the bytes sent, so the file cannot change between check and send.
+ */
+export function planBytes(bytes: Buffer): UploadPlan {
+  return {
+    sizeBytes: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    parts: [{ partNumber: 1, start: 0, end: bytes.length, md5Base64: createHash('md5').update(bytes).digest('base64') }],
+  };
+}
+
+/**
  * Reads the file once: its size and sha256 (checked against what the caller expects BEFORE
  * anything is sent) and the MD5 of each part (sent with the part, so the server refuses a part
  * whose bytes changed since this read). `partSizeBytes` Infinity gives one part.
@@ -201,13 +213,14 @@ export class RequestWithdrawnError extends Error {
 export async function sendThrottled<T>(
   throttle: BodyThrottle | undefined,
   request: { key: string; sizeBytes: number },
-  openBody: () => Readable,
-  send: (body: Readable, abortSignal: AbortSignal | undefined) => Promise<T>,
+  openBody: () => Readable | Buffer,
+  send: (body: Readable | Buffer, abortSignal: AbortSignal | undefined) => Promise<T>,
 ): Promise<T> {
   if (!throttle) return send(openBody(), undefined);
   const paced = await throttle.begin(request);
   try {
-    return await send(paced.body(openBody()), paced.signal);
+    const body = openBody();
+    return await send(paced.body(Buffer.isBuffer(body) ? Readable.from([body]) : body), paced.signal);
   } catch (err) {
     const reason: unknown = paced.signal.reason;
     if (paced.signal.aborted) throw new RequestWithdrawnError(`the request for "${request.key}" was withdrawn: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: err });

@@ -26,6 +26,7 @@ import {
   MemoryMultipartState,
   MIN_PART_BYTES,
   MultipartUploader,
+  planBytes,
   planUpload,
   UPLOAD_READ_CHUNK_BYTES,
   sendThrottled,
@@ -92,6 +93,8 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024;
 const DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024;
+/** Single-part files up to this size are read into memory once (at most one such buffer per upload). */
+const IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
 const LIST_PAGE_KEYS = 1000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 // Six tries over about half a minute ride out a gateway restart or a burst of SlowDown; longer
@@ -185,8 +188,16 @@ export class S3Store implements Store {
     const multipart = local.size > this.#threshold;
     const partSize = multipart ? choosePartSize(local.size, this.#partSize) : Infinity;
     let plan: UploadPlan;
+    // Small files (HLS segments, playlists) are read once and sent from memory: one read instead
+    // of two, and the bytes checked are the bytes sent. Large ones stream, part by part.
+    let bytes: Buffer | undefined;
     try {
-      plan = await planUpload(localPath, partSize);
+      if (!multipart && local.size <= IN_MEMORY_MAX_BYTES) {
+        bytes = await fs.readFile(localPath);
+        plan = planBytes(bytes);
+      } else {
+        plan = await planUpload(localPath, partSize);
+      }
     } catch (err) {
       throw this.#error('STORE_WRITE_FAILED', `cannot read the local file ${localPath} to store as "${key}"`, err, key);
     }
@@ -201,7 +212,7 @@ export class S3Store implements Store {
     let provenByReply = false;
     try {
       if (multipart) await this.#putMultipart(key, localPath, plan, partSize, contentType);
-      else provenByReply = await this.#retrying(`PutObject "${key}"`, () => this.#putSingle(key, localPath, plan, contentType));
+      else provenByReply = await this.#retrying(`PutObject "${key}"`, () => this.#putSingle(key, bytes ?? localPath, plan, contentType));
     } catch (err) {
       if (errorName(err) === 'BadDigest') {
         await this.#discard(key);
@@ -412,7 +423,7 @@ export class S3Store implements Store {
    * way, a 200 whose body was an error) leaves the proof to a HEAD, as for multipart objects.
    * Measured: the HEAD was the one request lectern sent per small file beyond the SDK's uploader.
    */
-  async #putSingle(key: string, localPath: string, plan: UploadPlan, contentType: string): Promise<boolean> {
+  async #putSingle(key: string, content: Buffer | string, plan: UploadPlan, contentType: string): Promise<boolean> {
     const part = plan.parts[0];
     if (!part) throw new LecternError('INTERNAL', `no upload plan for "${key}"`);
     const put = (body: Readable | Buffer, abortSignal?: AbortSignal) =>
@@ -432,7 +443,12 @@ export class S3Store implements Store {
     const reply =
       plan.sizeBytes === 0
         ? await put(Buffer.alloc(0))
-        : await sendThrottled(this.#o.throttle, { key, sizeBytes: plan.sizeBytes }, () => createReadStream(localPath, { start: 0, end: plan.sizeBytes - 1, highWaterMark: UPLOAD_READ_CHUNK_BYTES }), put);
+        : await sendThrottled(
+            this.#o.throttle,
+            { key, sizeBytes: plan.sizeBytes },
+            () => (typeof content === 'string' ? createReadStream(content, { start: 0, end: plan.sizeBytes - 1, highWaterMark: UPLOAD_READ_CHUNK_BYTES }) : content),
+            put,
+          );
     const md5Hex = Buffer.from(part.md5Base64, 'base64').toString('hex');
     return typeof reply.ETag === 'string' && bareEtag(reply.ETag) === md5Hex;
   }

@@ -108,6 +108,30 @@ describe('the rate cap against a real RADOS Gateway on 127.0.0.1', () => {
       await relay.close();
     }
   }, TEST_TIMEOUT_MS);
+
+  it('paces a small file sent from memory (HLS segment size) and stores it intact', async () => {
+    const capBytesPerSecond = 4_000_000 / 8;
+    const bucket = await createTestBucket(admin, 'bws');
+    const relay = await startCountingRelay({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) } });
+    const policy = new BandwidthPolicy({ settings: uploadSettings({ rateCapKbps: 4_000 }), logger: silentLogger, isRecording: () => false, probe: tcpConnectProbe('127.0.0.1', relay.port) });
+    await policy.start();
+    const store = storeVia(rgw, `http://127.0.0.1:${relay.port}`, bucket, policy);
+    try {
+      // Below the in-memory limit: one read, one PutObject from the buffer, through the same pacing.
+      const f = randomFile(tmp.dir, 'segment.m4s', 1_000_000);
+      const started = Date.now();
+      await store.putFile('segment.m4s', f.file, { sizeBytes: f.sizeBytes, sha256: f.sha256 });
+      const elapsedS = (Date.now() - started) / 1000;
+      // The bucket starts empty: the whole file waits for its tokens.
+      expect(elapsedS).toBeGreaterThanOrEqual((f.sizeBytes / capBytesPerSecond) * 0.95);
+      expect(relay.bytesIn()).toBeGreaterThanOrEqual(f.sizeBytes);
+      expect(await store.head('segment.m4s')).toMatchObject({ sizeBytes: f.sizeBytes, sha256: f.sha256 });
+    } finally {
+      await policy.stop();
+      await store.stop();
+      await relay.close();
+    }
+  });
 });
 
 describe('on a link shaped to 4 Mbit/s (network namespace + tc)', () => {
