@@ -1,12 +1,12 @@
 /// <reference lib="dom" />
 import { cpSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
 import { Packager } from '../../src/transcode/packager.js';
 import { launchChromium } from '../helpers/browser.js';
+import { currentTime, HLS_JS_DIR, openPlayer as openPlayerAt, PLAYER_PAGE, playedMedia, playedPast } from '../helpers/hlsPlayer.js';
 import { recordSegments, testPackagerSettings } from '../helpers/media.js';
 import { serveStatic } from '../helpers/staticServer.js';
 import { makeTmpDir } from '../helpers/tmp.js';
@@ -15,23 +15,6 @@ import { makeTmpDir } from '../helpers/tmp.js';
 // served from 127.0.0.1. Playback must advance on the master playlist, on every rendition
 // forced in turn (checking its frame size), on the audio-only rendition alone, and on the master
 // of a tier-1 package (audio and the lowest rendition: what the platform gets first).
-
-const HLS_JS = path.join(path.dirname(createRequire(import.meta.url).resolve('hls.js')), 'hls.min.js');
-
-const PAGE = `<!doctype html><html><body>
-<video id="v" muted playsinline width="640" height="360"></video>
-<script src="/hlsjs/hls.min.js"></script>
-<script>
-  window.play = (src) => new Promise((resolve, reject) => {
-    const video = document.getElementById('v');
-    const hls = new Hls({ capLevelToPlayerSize: false, startLevel: 0 });
-    window.hls = hls;
-    hls.on(Hls.Events.ERROR, (_, data) => { if (data.fatal) reject(new Error(data.type + ': ' + data.details)); });
-    hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().then(() => resolve(hls.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate })))).catch(reject); });
-    hls.loadSource(src);
-    hls.attachMedia(video);
-  });
-</script></body></html>`;
 
 describe('HLS playback in Chromium with hls.js', () => {
   const tmp = makeTmpDir();
@@ -70,7 +53,7 @@ describe('HLS playback in Chromium with hls.js', () => {
     expect((await packager.build(input, dirs, undefined, { tier: 1 })).manifest.tier).toBe(1);
     cpSync(out, tier1, { recursive: true });
     expect((await packager.build(input, dirs, undefined, { tier: 2 })).manifest.tier).toBe(2);
-    server = await serveStatic({ '/pkg/': out, '/tier1/': tier1, '/hlsjs/': path.dirname(HLS_JS) }, { '/': PAGE });
+    server = await serveStatic({ '/pkg/': out, '/tier1/': tier1, '/hlsjs/': HLS_JS_DIR }, { '/': PLAYER_PAGE });
     browser = await launchChromium();
   });
 
@@ -80,14 +63,7 @@ describe('HLS playback in Chromium with hls.js', () => {
     tmp.cleanup();
   });
 
-  async function openPlayer(src: string): Promise<{ page: Page; levels: Array<{ width: number; height: number; bitrate: number }> }> {
-    const page = await browser.newPage();
-    await page.goto(`${server.url}/`);
-    const levels = await page.evaluate(async (s) => (window as unknown as { play: (src: string) => Promise<Array<{ width: number; height: number; bitrate: number }>> }).play(s), src);
-    return { page, levels };
-  }
-
-  const currentTime = (page: Page): Promise<number> => page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).currentTime);
+  const openPlayer = (src: string) => openPlayerAt(browser, `${server.url}/`, src);
 
   it('plays the master playlist, and every rendition when forced', async () => {
     const { page, levels } = await openPlayer(`${server.url}/pkg/hls/master.m3u8`);
@@ -96,7 +72,7 @@ describe('HLS playback in Chromium with hls.js', () => {
       [320, 180],
       [640, 360],
     ]);
-    await page.waitForFunction(() => (document.getElementById('v') as HTMLVideoElement).currentTime > 2, undefined, { timeout: 30_000 });
+    await playedPast(page, 2);
     for (const [i, level] of levels.entries()) {
       await page.evaluate((n) => ((window as unknown as { hls: { currentLevel: number } }).hls.currentLevel = n), i);
       await page.waitForFunction(
@@ -109,18 +85,15 @@ describe('HLS playback in Chromium with hls.js', () => {
       );
     }
     const before = await currentTime(page);
-    await page.waitForFunction((t) => (document.getElementById('v') as HTMLVideoElement).currentTime > t + 1, before, { timeout: 30_000 });
+    await playedPast(page, before + 1);
     await page.close();
   });
 
   it('plays the master of a tier-1 package: the lowest rendition with its sound', async () => {
     const { page, levels } = await openPlayer(`${server.url}/tier1/hls/master.m3u8`);
     expect(levels.map((l) => [l.width, l.height])).toEqual([[320, 180]]);
-    await page.waitForFunction(() => (document.getElementById('v') as HTMLVideoElement).currentTime > 1, undefined, { timeout: 30_000 });
-    const played = await page.evaluate(() => {
-      const v = document.getElementById('v') as HTMLVideoElement & { webkitAudioDecodedByteCount?: number };
-      return { width: v.videoWidth, height: v.videoHeight, audioBytes: v.webkitAudioDecodedByteCount ?? -1, audioTracks: (window as unknown as { hls: { audioTracks: unknown[] } }).hls.audioTracks.length };
-    });
+    await playedPast(page, 1);
+    const played = await playedMedia(page);
     expect(played).toMatchObject({ width: 320, height: 180, audioTracks: 1 });
     expect(played.audioBytes).toBeGreaterThan(0);
     await page.close();
@@ -128,7 +101,7 @@ describe('HLS playback in Chromium with hls.js', () => {
 
   it('plays the audio-only rendition on its own', async () => {
     const { page } = await openPlayer(`${server.url}/pkg/hls/audio/index.m3u8`);
-    await page.waitForFunction(() => (document.getElementById('v') as HTMLVideoElement).currentTime > 2, undefined, { timeout: 30_000 });
+    await playedPast(page, 2);
     expect(await page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).videoWidth)).toBe(0);
     await page.close();
   });

@@ -22,6 +22,9 @@ import { killGroup, ROOT, runCli, startCli } from '../helpers/cli.js';
 import { smallDemoConfig } from '../helpers/config.js';
 import { recordSegments, testPackagerSettings } from '../helpers/media.js';
 import { jobStates, jobStatesWhileStarting } from '../helpers/jobs.js';
+import { launchChromium } from '../helpers/browser.js';
+import { HLS_JS_DIR, openPlayer, PLAYER_PAGE, playedMedia, playedPast } from '../helpers/hlsPlayer.js';
+import { serveStatic } from '../helpers/staticServer.js';
 import { makeTmpDir } from '../helpers/tmp.js';
 
 /**
@@ -248,6 +251,21 @@ describe('one package per video source', () => {
       expect(probe.streams.some((s) => s.codecType === 'audio')).toBe(true);
       expect(await decodeCheck(path.join(dir, 'sources/board/hls/144p/index.m3u8'), { timeoutMs: 30_000 })).toEqual([]);
       expect((await pullLecture(store, '', id, path.join(dataDir, 'pull'))).problems).toEqual([]);
+
+      // The platform's player plays the board's master from the store: its picture with the presenter's sound.
+      const server = await serveStatic({ '/lecture/': dir, '/hlsjs/': HLS_JS_DIR }, { '/': PLAYER_PAGE });
+      const browser = await launchChromium();
+      try {
+        const { page, levels } = await openPlayer(browser, `${server.url}/`, `${server.url}/lecture/sources/board/hls/master.m3u8`);
+        expect(levels.map((l) => [l.width, l.height])).toEqual([[256, 144]]);
+        await playedPast(page, 1);
+        const played = await playedMedia(page);
+        expect(played).toMatchObject({ width: 256, height: 144, audioTracks: 1 });
+        expect(played.audioBytes).toBeGreaterThan(0);
+      } finally {
+        await browser.close();
+        await server.close();
+      }
     } finally {
       await store.stop();
       closeDatabase(db);
