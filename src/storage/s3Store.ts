@@ -93,8 +93,11 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024;
 const DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024;
-/** Single-part files up to this size are read into memory once (at most one such buffer per upload). */
-const IN_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Single-part files up to this size are read into memory once: an HLS segment (4–6 s of the top
+ * rendition) fits, and the daemon never holds more than this per upload.
+ */
+const IN_MEMORY_MAX_BYTES = 2 * 1024 * 1024;
 const LIST_PAGE_KEYS = 1000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 // Six tries over about half a minute ride out a gateway restart or a burst of SlowDown; longer
