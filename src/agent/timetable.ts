@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { RecordingController } from '../capture/recordingController.js';
+import type { ControllerStatus, RecordingController } from '../capture/recordingController.js';
 import { parseYamlText, type Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { FileTimetableSource, Scheduler, systemTimeZone, UrlTimetableSource, type ScheduleIntent, type TimetableSource } from '../schedule/index.js';
@@ -22,12 +22,7 @@ export function createTimetable(config: Config, controller: RecordingController,
   const onIntent = async (intent: ScheduleIntent): Promise<void> => {
     switch (intent.kind) {
       case 'start': {
-        // A lecture resumed after a restart whose planned end has come as this slot begins
-        // (back-to-back slots) is finished here, as its own slot's stop would have done.
-        const live = controller.status();
-        if (live.recordingId !== undefined && ![...recordingOfSlot.values()].includes(live.recordingId) && isFinishingBy(live.plannedEndMs, intent.slotStartMs)) {
-          await controller.stopRecording('planned end reached');
-        }
+        if (isEndingAt(controller.status(), intent.slotStartMs, recordingOfSlot)) await controller.stopRecording('planned end reached');
         const { recordingId } = await controller.startRecording({
           title: intent.meta.title,
           course: intent.meta.course,
@@ -57,16 +52,35 @@ export function createTimetable(config: Config, controller: RecordingController,
     clock: { now: () => Date.now() },
     logger,
     refreshIntervalMs: sched.refreshIntervalMs,
-    isManualRecordingActive: (slot) => {
-      const s = controller.status();
-      if (s.state === 'idle' || s.recordingId === undefined) return false;
-      // A lecture resumed after a restart carries the slot's end: it is this slot's, not manual.
-      // One that ends as this slot begins is the previous slot's, finishing: not manual either
-      // (chaos seed 101: a kill 8 s before a back-to-back boundary lost the next lecture).
-      return ![...recordingOfSlot.values()].includes(s.recordingId) && s.plannedEndMs !== slot.endMs && !isFinishingBy(s.plannedEndMs, slot.startMs);
-    },
+    isManualRecordingActive: (slot) => isManualRecording(controller.status(), slot, recordingOfSlot),
     onIntent,
   });
+}
+
+type LiveRecording = Pick<ControllerStatus, 'state' | 'recordingId' | 'plannedEndMs'>;
+
+/**
+ * Whether the live recording is a teacher's own when `slot` begins (the slot is then skipped).
+ * Not manual: one this timetable started; one resumed after a restart, which carries the slot's
+ * end; one that ends as this slot begins, the previous slot's, finishing (chaos seed 101: a kill
+ * 8 s before a back-to-back boundary resumed lecture 7 unlinked from its slot, and lecture 8 was
+ * skipped and lost).
+ */
+export function isManualRecording(live: LiveRecording, slot: { startMs: number; endMs: number }, recordingOfSlot: ReadonlyMap<string, string>): boolean {
+  if (live.state === 'idle' || live.recordingId === undefined) return false;
+  return !startedBySlot(live.recordingId, recordingOfSlot) && live.plannedEndMs !== slot.endMs && !isFinishingBy(live.plannedEndMs, slot.startMs);
+}
+
+/**
+ * Whether a slot beginning at `slotStartMs` must first stop the live recording: a resumed lecture
+ * whose planned end has come (back-to-back slots), as its own slot's stop would have done.
+ */
+export function isEndingAt(live: LiveRecording, slotStartMs: number, recordingOfSlot: ReadonlyMap<string, string>): boolean {
+  return live.recordingId !== undefined && !startedBySlot(live.recordingId, recordingOfSlot) && isFinishingBy(live.plannedEndMs, slotStartMs);
+}
+
+function startedBySlot(recordingId: string, recordingOfSlot: ReadonlyMap<string, string>): boolean {
+  return [...recordingOfSlot.values()].includes(recordingId);
 }
 
 /** A recording planned to end at or before `atMs` is finishing by then, whoever started it. */
