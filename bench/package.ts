@@ -13,6 +13,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { parseSegmentList } from '../src/capture/segmentList.js';
+import { configSchema } from '../src/config/schema.js';
+import { lectureX264Params } from '../src/ffmpeg/hlsArgs.js';
 import { runFfmpeg } from '../src/ffmpeg/run.js';
 import { silentLogger } from '../src/log/logger.js';
 import { Packager, type PackageSegment } from '../src/transcode/packager.js';
@@ -24,10 +26,21 @@ const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 120;
 const roundsArg = process.argv.indexOf('--rounds');
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const RENDITIONS = [
-  { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 },
-  { name: '360p', height: 360, videoBitrateKbps: 350, crf: 26 },
-];
+// The production defaults (transcode section of the config): ladder, CRF, preset, segment length.
+const DEFAULTS = configSchema.parse({}).transcode;
+const rung = (i: number, height: number): (typeof DEFAULTS.renditions)[number] => {
+  const r = DEFAULTS.renditions[i];
+  if (DEFAULTS.renditions.length !== 2 || r?.height !== height) throw new Error('the bench expects the default ladder 720p + 360p');
+  return r;
+};
+const [R720, R360] = [rung(0, 720), rung(1, 360)];
+const FPS = 25;
+const GOP = String(FPS * DEFAULTS.hlsSegmentSeconds);
+// The hand-written reference spells the x264 options out; they must be the ones lectern passes.
+const REFERENCE_X264_PARAMS = DEFAULTS.preset === 'medium' || DEFAULTS.preset === 'slow' ? 'psy=0:ipratio=2.0:qcomp=0.5:subme=9:me=umh' : 'psy=0:ipratio=2.0:qcomp=0.5';
+if (REFERENCE_X264_PARAMS !== lectureX264Params(DEFAULTS.preset)) throw new Error(`the reference's x264 options differ from lectern's: ${lectureX264Params(DEFAULTS.preset)}`);
+/** SSIM in dB: -10 log10(1 - SSIM). */
+const ssimDb = (ssim: number): number => -10 * Math.log10(1 - ssim);
 
 async function ffmpeg(args: string[], label: string, stderrRingLines = 100): Promise<string[]> {
   const exit = await runFfmpeg({ args: ['-hide_banner', '-nostats', '-progress', 'pipe:1', ...args], label, logger: silentLogger, stderrRingLines });
@@ -60,6 +73,9 @@ async function main(): Promise<void> {
   const rec = path.join(work, 'rec');
   mkdirSync(rec, { recursive: true });
   console.log(`lectern package benchmark: ${SECONDS} s lecture-like 1280x720 input, ${os.cpus().length} cores, ffmpeg from PATH`);
+  console.log(
+    `defaults: ${DEFAULTS.renditions.map((r) => `${r.name} crf ${r.crf} max ${r.videoBitrateKbps}k`).join(', ')}, preset ${DEFAULTS.preset} (${lectureX264Params(DEFAULTS.preset)}), ${DEFAULTS.hlsSegmentSeconds} s segments, audio ${DEFAULTS.audioBitrateKbps}k`,
+  );
 
   // A static slide (one frozen test card) with a 320x240 moving picture in the corner, like a
   // teacher beside slides; recorded with the capture settings (H.264 from the "camera", 10 s TS).
@@ -93,7 +109,10 @@ async function main(): Promise<void> {
   const buildOurs = () =>
     new Packager({
       logger: silentLogger,
-      settings: { renditions: RENDITIONS, hlsSegmentSeconds: 4, audioBitrateKbps: 64, preset: 'veryfast', niceness: 0, probeTimeoutMs: 60_000, durationToleranceSeconds: 0.5, thumbnailIntervalSeconds: 10 },
+      settings: {
+        renditions: DEFAULTS.renditions, hlsSegmentSeconds: DEFAULTS.hlsSegmentSeconds, audioBitrateKbps: DEFAULTS.audioBitrateKbps, preset: DEFAULTS.preset,
+        niceness: 0, probeTimeoutMs: 60_000, durationToleranceSeconds: 0.5, thumbnailIntervalSeconds: 10,
+      },
     }).build(
       {
         lectureId: '01JBENCH000000000000000000', agent: { id: 'bench', version: '0' }, site: 's', room: 'r', title: 'bench', course: null, teacher: null,
@@ -111,12 +130,12 @@ async function main(): Promise<void> {
         '-loglevel', 'error', '-f', 'concat', '-safe', '0', '-i', concat,
         '-filter_complex', '[0:v]split=2[s0][s1];[s0]scale=-2:720[v0];[s1]scale=-2:360[v1]',
         '-map', '[v0]', '-map', '[v1]', '-map', '0:a:0',
-        '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
-        '-r', '25', '-g', '100', '-keyint_min', '100', '-sc_threshold', '0',
-        '-crf:v:0', '26', '-maxrate:v:0', '1200k', '-bufsize:v:0', '2400k',
-        '-crf:v:1', '26', '-maxrate:v:1', '350k', '-bufsize:v:1', '700k',
-        '-c:a', 'aac', '-b:a', '64k', '-ac', '2', '-ar', '48000',
-        '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_segment_type', 'fmp4',
+        '-c:v', 'libx264', '-preset', DEFAULTS.preset, '-x264-params', REFERENCE_X264_PARAMS, '-profile:v', 'main', '-pix_fmt', 'yuv420p',
+        '-r', String(FPS), '-g', GOP, '-keyint_min', GOP, '-sc_threshold', '0',
+        '-crf:v:0', String(R720.crf), '-maxrate:v:0', `${R720.videoBitrateKbps}k`, '-bufsize:v:0', `${R720.videoBitrateKbps * 2}k`,
+        '-crf:v:1', String(R360.crf), '-maxrate:v:1', `${R360.videoBitrateKbps}k`, '-bufsize:v:1', `${R360.videoBitrateKbps * 2}k`,
+        '-c:a', 'aac', '-b:a', `${DEFAULTS.audioBitrateKbps}k`, '-ac', '2', '-ar', '48000',
+        '-f', 'hls', '-hls_time', String(DEFAULTS.hlsSegmentSeconds), '-hls_playlist_type', 'vod', '-hls_segment_type', 'fmp4',
         '-hls_segment_filename', `${ref}/%v/seg_%05d.m4s`, '-master_pl_name', 'master.m3u8',
         '-var_stream_map', 'v:0,agroup:aud,name:720p v:1,agroup:aud,name:360p a:0,agroup:aud,name:audio',
         `${ref}/%v/index.m3u8`,
@@ -154,8 +173,9 @@ async function main(): Promise<void> {
     ['720p rendition + audio, MiB per lecture-hour', ((perHour(ours720 + audioBytes)) / 2 ** 20).toFixed(1)],
     ['plain x264 CRF 23 720p, MiB per lecture-hour', (perHour(plainBytes) / 2 ** 20).toFixed(1)],
     ['bytes ratio 720p+audio / CRF 23 (target <= 0.6)', ((ours720 + audioBytes) / plainBytes).toFixed(3)],
-    ['SSIM 720p rendition vs source', ssimOurs.toFixed(4)],
-    ['SSIM CRF 23 vs source', ssimPlain.toFixed(4)],
+    ['SSIM 720p rendition vs source', `${ssimOurs.toFixed(4)}  (${ssimDb(ssimOurs).toFixed(2)} dB)`],
+    ['SSIM CRF 23 vs source', `${ssimPlain.toFixed(4)}  (${ssimDb(ssimPlain).toFixed(2)} dB)`],
+    ['SSIM dB 720p below CRF 23 (comparable: <= 1.5)', (ssimDb(ssimPlain) - ssimDb(ssimOurs)).toFixed(2)],
     ['whole package, MiB per lecture-hour', (perHour(dirBytes(ours)) / 2 ** 20).toFixed(1)],
   ];
   for (const [k, v] of rows) console.log(`${k.padEnd(56)} ${v}`);

@@ -4,7 +4,7 @@
  * "teacher", a tone; 1280x720 at 25 fps in 10 s MPEG-TS segments, as capture writes them) is
  * made first; then its segments are registered in a real SQLite recordings table at the pace
  * they would close (--pace 1 = real time) while the ProgressiveEncoder polls it every 5 s with
- * the production defaults (720p + 360p, veryfast, niceness 10). At "Stop" the Packager builds
+ * the config's transcode defaults (720p + 360p, niceness 10). At "Stop" the Packager builds
  * the package from the chunks; the seconds from Stop to a complete, validated package are
  * reported, next to the same package built in one run from the same segments.
  *
@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseSegmentList } from '../src/capture/segmentList.js';
+import { configSchema } from '../src/config/schema.js';
 import { closeDatabase, openDatabase } from '../src/db/index.js';
 import { RecordingRepo } from '../src/db/recordings.js';
 import { runFfmpeg } from '../src/ffmpeg/run.js';
@@ -31,15 +32,14 @@ const SECONDS = arg('--seconds', 600);
 const PACE = arg('--pace', 1);
 const ID = '01JBENCHPROGRESSIVE0000000';
 
+// What a room runs: the config's transcode defaults.
+const DEFAULTS = configSchema.parse({}).transcode;
 const settings = (progressive: boolean): PackagerSettings => ({
-  renditions: [
-    { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 },
-    { name: '360p', height: 360, videoBitrateKbps: 350, crf: 26 },
-  ],
-  hlsSegmentSeconds: 4,
-  audioBitrateKbps: 64,
-  preset: 'veryfast',
-  niceness: 10,
+  renditions: DEFAULTS.renditions,
+  hlsSegmentSeconds: DEFAULTS.hlsSegmentSeconds,
+  audioBitrateKbps: DEFAULTS.audioBitrateKbps,
+  preset: DEFAULTS.preset,
+  niceness: DEFAULTS.niceness,
   probeTimeoutMs: 60_000,
   durationToleranceSeconds: 0.5,
   thumbnailIntervalSeconds: 10,

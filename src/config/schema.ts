@@ -174,7 +174,7 @@ const rendition = z.strictObject({
     .refine((h) => h % 2 === 0, { error: (iss) => `must be even (H.264 4:2:0 needs even sizes), got ${describeValue(iss.input)}` })
     .describe('picture height; the width follows the source aspect ratio'),
   videoBitrateKbps: int(50, 20000).describe('bitrate ceiling (maxrate) in kbit/s'),
-  crf: int(0, 51).default(26).describe('x264 quality target (lower is better); the bitrate ceiling caps it'),
+  crf: int(0, 51).default(28).describe('x264 quality target (lower is better); the bitrate ceiling caps it'),
 });
 
 const storagePrefix = z
@@ -313,7 +313,7 @@ export const configSchema = z
       .describe('recording'),
     transcode: z
       .strictObject({
-        hlsSegmentSeconds: int(2, 10).default(4).describe('length of HLS segments; also the fixed GOP'),
+        hlsSegmentSeconds: int(2, 10).default(5).describe('length of HLS segments; also the fixed GOP'),
         renditions: z
           .array(rendition)
           .min(1)
@@ -333,7 +333,7 @@ export const configSchema = z
           })
           .describe('the video ladder, highest first'),
         audioBitrateKbps: int(24, 320).default(64).describe('bitrate of the audio (and of the audio-only rendition) in kbit/s'),
-        preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast').describe('x264 speed preset'),
+        preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('medium').describe('x264 speed preset'),
         niceness: int(0, 19).default(10).describe('CPU niceness of packaging, so capture always comes first'),
         hardwareEncoder: z
           .enum(['none', 'vaapi', 'qsv'])

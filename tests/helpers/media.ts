@@ -42,7 +42,10 @@ export function segmentsOfList(dir: string, run: number): Promise<PackageSegment
   );
 }
 
-/** Packager settings for tests: the production defaults except the ladder and the thumbnail interval. */
+/**
+ * Packager settings for tests: small and fast. The production defaults differ (5 s segments,
+ * the medium preset: src/config/schema.ts); tests that run the daemon use those.
+ */
 export function testPackagerSettings(overrides: Partial<PackagerSettings> & Pick<PackagerSettings, 'renditions'>): PackagerSettings {
   return {
     hlsSegmentSeconds: 4,

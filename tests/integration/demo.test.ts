@@ -184,7 +184,8 @@ describe('lectern demo after kill -9', () => {
     setup();
     try {
       const lectures = path.join(dataDir, 'store', 'lectures');
-      await killWhen('publish.file=150', () => findFiles(lectures, /\.m4s$/).length >= 3);
+      // 11 s: three 5 s segments per rendition, so the kill at the third file lands inside tier 1.
+      await killWhen('publish.file=150', () => findFiles(lectures, /\.m4s$/).length >= 3, 11);
       // Killed mid-publish: media is partly there, but no manifest and no ready pointer yet.
       expect(findFiles(lectures, /^lecture\.json$/)).toEqual([]);
       expect(findFiles(path.join(dataDir, 'store', 'ready'), /\.json$/)).toEqual([]);

@@ -55,13 +55,13 @@ describe('configuration', () => {
         stopInterruptGraceMs: 10000,
         minFreeDiskBytes: 1_073_741_824,
       },
-      transcode: { hlsSegmentSeconds: 4, audioBitrateKbps: 64, preset: 'veryfast', niceness: 10 },
+      transcode: { hlsSegmentSeconds: 5, audioBitrateKbps: 64, preset: 'medium', niceness: 10 },
       queue: { leaseMs: 60000, maxAttempts: 10, backoffBaseMs: 2000, backoffCapMs: 600000 },
     });
     expect(config.sources).toEqual([{ kind: 'synthetic', name: 'presenter', role: 'presenter', width: 1280, height: 720, fps: 25, toneHz: 440 }]);
     expect(config.transcode.renditions).toEqual([
-      { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 26 },
-      { name: '360p', height: 360, videoBitrateKbps: 350, crf: 26 },
+      { name: '720p', height: 720, videoBitrateKbps: 1200, crf: 28 },
+      { name: '360p', height: 360, videoBitrateKbps: 350, crf: 28 },
     ]);
     expect(config.storage).toEqual({ kind: 'file', root: path.join(tmp.dir, 'lectern-data', 'store'), prefix: '' });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildHlsAudioArgs, buildHlsVideoArgs, type HlsPackageSpec } from '../../src/ffmpeg/hlsArgs.js';
+import { buildHlsAudioArgs, buildHlsVideoArgs, lectureX264Params, type HlsPackageSpec } from '../../src/ffmpeg/hlsArgs.js';
 
 const spec: HlsPackageSpec = {
   concatListPath: '/p/source.ffconcat',
@@ -33,6 +33,27 @@ describe('buildHlsVideoArgs', () => {
     expect(valueAfter(args, '-crf:v:1')).toBe('28');
     expect(valueAfter(args, '-maxrate:v:0')).toBe('1200k');
     expect(valueAfter(args, '-bufsize:v:1')).toBe('700k');
+  });
+
+  it('tunes x264 for lectures: finer keyframes, a steadier QP, no psy-RD; the analysis extras only where the preset is not chosen for speed', () => {
+    const fast = buildHlsVideoArgs(spec);
+    expect(valueAfter(fast, '-preset')).toBe('veryfast');
+    expect(valueAfter(fast, '-x264-params')).toBe('psy=0:ipratio=2.0:qcomp=0.5');
+    const medium = buildHlsVideoArgs({ ...spec, preset: 'medium', segmentSeconds: 5 });
+    expect(valueAfter(medium, '-preset')).toBe('medium');
+    expect(valueAfter(medium, '-x264-params')).toBe('psy=0:ipratio=2.0:qcomp=0.5:subme=9:me=umh');
+    expect(lectureX264Params('slow')).toBe('psy=0:ipratio=2.0:qcomp=0.5:subme=9:me=umh');
+    // Reference frames stay the preset's (a 1080p rung keeps level 4.0).
+    expect(valueAfter(medium, '-x264-params')).not.toMatch(/ref=/);
+    // 5 s segments: one keyframe every 125 frames at 25 fps, in every rung, and no scene cuts.
+    expect(valueAfter(medium, '-g')).toBe('125');
+    expect(valueAfter(medium, '-keyint_min')).toBe('125');
+    expect(valueAfter(medium, '-hls_time')).toBe('5');
+    // The tuning is libx264's: the hardware encoders get none of it.
+    expect(buildHlsVideoArgs({ ...spec, encoder: { kind: 'vaapi', device: '/dev/dri/renderD128' } })).not.toContain('-x264-params');
+    // The options belong to the HLS output, not to the poster and thumbnail JPEGs after it.
+    const withStills = buildHlsVideoArgs({ ...spec, poster: { atSeconds: 1, height: 360, path: '/p/poster.jpg' } });
+    expect(withStills.indexOf('-x264-params')).toBeLessThan(withStills.indexOf('/p/hls/%v/index.m3u8'));
   });
 
   it('writes fMP4 VOD playlists per rung, video only, and leaves the master to lectern', () => {
