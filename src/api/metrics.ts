@@ -1,3 +1,4 @@
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { AgentStatus } from './types.js';
 
 /**
@@ -25,7 +26,50 @@ export interface ApiCounters {
   sseClients: number;
 }
 
-export function renderMetrics(s: AgentStatus, counters: ApiCounters): string {
+/**
+ * The process's memory, split the way it is needed to tell what grows: V8's heap (and each of its
+ * spaces: a young generation that grew under allocation pressure looks very different from old
+ * space that holds on to objects), memory outside the heap (Buffers), and the rest of the RSS
+ * (native: libraries, SQLite, malloc).
+ */
+export interface ProcessMemory {
+  rssBytes: number;
+  heapTotalBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  heapSpaces: Array<{ space: string; sizeBytes: number; usedBytes: number; availableBytes: number }>;
+}
+
+export function readProcessMemory(): ProcessMemory {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss,
+    heapTotalBytes: m.heapTotal,
+    heapUsedBytes: m.heapUsed,
+    externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
+    // prom-client's label values: "new", "old", "code", "large_object"...
+    heapSpaces: getHeapSpaceStatistics().map((h) => ({ space: h.space_name.replace(/_space$/, ''), sizeBytes: h.space_size, usedBytes: h.space_used_size, availableBytes: h.space_available_size })),
+  };
+}
+
+/** The gauges Prometheus' own Node client exports under the same names, so existing dashboards work. */
+function memoryFamilies(m: ProcessMemory): Family[] {
+  const perSpace = (key: 'sizeBytes' | 'usedBytes' | 'availableBytes'): Family['samples'] => m.heapSpaces.map((h) => ({ labels: { space: h.space }, value: h[key] }));
+  return [
+    { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', samples: [{ value: m.rssBytes }] },
+    { name: 'nodejs_heap_size_total_bytes', help: 'Process heap size from Node.js in bytes.', type: 'gauge', samples: [{ value: m.heapTotalBytes }] },
+    { name: 'nodejs_heap_size_used_bytes', help: 'Process heap size used from Node.js in bytes.', type: 'gauge', samples: [{ value: m.heapUsedBytes }] },
+    { name: 'nodejs_external_memory_bytes', help: 'Node.js external memory size in bytes (Buffers and other memory outside the V8 heap).', type: 'gauge', samples: [{ value: m.externalBytes }] },
+    { name: 'nodejs_array_buffers_bytes', help: 'Memory of ArrayBuffers and Buffers in bytes (part of the external memory).', type: 'gauge', samples: [{ value: m.arrayBuffersBytes }] },
+    { name: 'nodejs_heap_space_size_total_bytes', help: 'Process heap space size total from Node.js in bytes.', type: 'gauge', samples: perSpace('sizeBytes') },
+    { name: 'nodejs_heap_space_size_used_bytes', help: 'Process heap space size used from Node.js in bytes.', type: 'gauge', samples: perSpace('usedBytes') },
+    { name: 'nodejs_heap_space_size_available_bytes', help: 'Process heap space size available from Node.js in bytes.', type: 'gauge', samples: perSpace('availableBytes') },
+  ];
+}
+
+export function renderMetrics(s: AgentStatus, counters: ApiCounters, memory?: ProcessMemory): string {
   const alertCounts = new Map<string, number>(ALERT_KINDS.map((k) => [k, 0]));
   for (const a of s.alerts) alertCounts.set(a.kind, (alertCounts.get(a.kind) ?? 0) + 1);
   const families: Family[] = [
@@ -75,6 +119,7 @@ export function renderMetrics(s: AgentStatus, counters: ApiCounters): string {
       samples: [...counters.requests].sort().map(([code, n]) => ({ labels: { code }, value: n })),
     },
     { name: 'lectern_api_event_clients', help: 'Open server-sent event streams (kiosks).', type: 'gauge', samples: [{ value: counters.sseClients }] },
+    ...(memory ? memoryFamilies(memory) : []),
   ];
   const lines: string[] = [];
   for (const f of families) {

@@ -8,7 +8,7 @@ import { EventStreams } from './events.js';
 import { RequestGuard } from './guard.js';
 import { ApiError, readJsonObject, sendBody, sendError, sendJson } from './http.js';
 import { loadKioskPage, type KioskPage } from './kioskPage.js';
-import { METRICS_CONTENT_TYPE, renderMetrics, type ApiCounters } from './metrics.js';
+import { METRICS_CONTENT_TYPE, readProcessMemory, renderMetrics, type ApiCounters } from './metrics.js';
 import type { ApiBackend } from './types.js';
 import { parseEmpty, parseExtend, parseMarker, parsePin, parseStart } from './validate.js';
 
@@ -248,7 +248,7 @@ export class ApiServer {
       }),
       get('/metrics', (_req, res) => {
         this.#counters.sseClients = this.#events.count;
-        sendBody(res, 200, METRICS_CONTENT_TYPE, renderMetrics(b.status(), this.#counters));
+        sendBody(res, 200, METRICS_CONTENT_TYPE, renderMetrics(b.status(), this.#counters, readProcessMemory()));
       }),
     ];
   }

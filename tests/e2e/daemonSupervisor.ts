@@ -23,6 +23,8 @@ export interface SupervisorOptions {
   startTimeoutMs: number;
   /** What the daemon is doing at each RSS sample (e.g. "busy" while it packages or publishes). */
   rssTag?: () => string;
+  /** How often the daemon's memory gauges are read from its /metrics (what its RSS is made of); 0: never. */
+  metricsIntervalMs?: number;
 }
 
 export interface DaemonRun {
@@ -38,8 +40,10 @@ export interface DaemonRun {
   logFile: string;
   /** VmRSS samples in KiB, in order. */
   rssKiB: number[];
-  /** The same samples with their time and rssTag's answer. */
-  rssSamples: Array<{ atMs: number; kib: number; tag: string }>;
+  /** The same samples with their time and rssTag's answer (and the anonymous and file-backed parts, KiB). */
+  rssSamples: Array<{ atMs: number; kib: number; tag: string; anonKiB?: number; fileKiB?: number }>;
+  /** The daemon's process_* and nodejs_* gauges from /metrics, by name with labels, in bytes. */
+  memorySamples: Array<{ atMs: number; tag: string; gauges: Record<string, number> }>;
 }
 
 export interface KillRecord {
@@ -57,6 +61,7 @@ export class DaemonSupervisor {
   #stopping = false;
   #busy: Promise<void> = Promise.resolve();
   #rssTimer: NodeJS.Timeout | undefined;
+  #metricsTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
@@ -66,6 +71,7 @@ export class DaemonSupervisor {
     this.#spawn();
     await this.ready();
     this.#rssTimer = setInterval(() => this.#sampleRss(), this.#o.rssIntervalMs);
+    if (this.#o.metricsIntervalMs) this.#metricsTimer = setInterval(() => void this.#sampleMetrics(), this.#o.metricsIntervalMs);
   }
 
   /** Resolves once the current run's API answers (after a restart, the new run's). */
@@ -88,10 +94,18 @@ export class DaemonSupervisor {
     return this.#current?.run.pid;
   }
 
-  /** kill -9 of the daemon's process group, as in a crash; the restart follows as under systemd. */
-  kill(what: string): Promise<KillRecord> {
+  /**
+   * kill -9 of the daemon's process group, as in a crash; the restart follows as under systemd.
+   * `clear` is awaited right before the kill (after an earlier kill's restart): what must not be
+   * interrupted, such as a teacher's press.
+   */
+  kill(what: string, clear?: () => Promise<void>): Promise<KillRecord> {
     const step = this.#busy.then(async () => {
       await this.ready();
+      if (clear) {
+        await clear();
+        await this.ready();
+      }
       const current = this.#current;
       if (!current) throw new Error('the daemon is not running');
       const record: KillRecord = { what, killedAtMs: Date.now() };
@@ -115,6 +129,7 @@ export class DaemonSupervisor {
     this.#stopping = true;
     await this.#busy;
     if (this.#rssTimer) clearInterval(this.#rssTimer);
+    if (this.#metricsTimer) clearInterval(this.#metricsTimer);
     const current = this.#current;
     if (!current || current.run.exit) return;
     current.cli.child.kill('SIGTERM');
@@ -136,7 +151,7 @@ export class DaemonSupervisor {
     const logFile = path.join(this.#o.logDir, `daemon-${String(n).padStart(2, '0')}.log`);
     const log = createWriteStream(logFile);
     const cli = startLectern(['--config', this.#o.configFile, 'daemon'], { cwd: this.#o.cwd, env: this.#o.env });
-    const run: DaemonRun = { n, pid: cli.child.pid ?? -1, startedAtMs: Date.now(), logFile, rssKiB: [], rssSamples: [] };
+    const run: DaemonRun = { n, pid: cli.child.pid ?? -1, startedAtMs: Date.now(), logFile, rssKiB: [], rssSamples: [], memorySamples: [] };
     this.runs.push(run);
     cli.child.stdout?.on('data', (d: Buffer) => log.write(d));
     cli.child.stderr?.on('data', (d: Buffer) => log.write(d));
@@ -173,11 +188,33 @@ export class DaemonSupervisor {
       const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
       if (match) {
         const kib = Number(match[1]);
+        const anon = /^RssAnon:\s+(\d+) kB/m.exec(status);
+        const file = /^RssFile:\s+(\d+) kB/m.exec(status);
         current.run.rssKiB.push(kib);
-        current.run.rssSamples.push({ atMs: Date.now(), kib, tag: this.#o.rssTag?.() ?? '' });
+        current.run.rssSamples.push({ atMs: Date.now(), kib, tag: this.#o.rssTag?.() ?? '', ...(anon ? { anonKiB: Number(anon[1]) } : {}), ...(file ? { fileKiB: Number(file[1]) } : {}) });
       }
     } catch {
       // The process ended between the check and the read; its exit handler takes over.
+    }
+  }
+
+  async #sampleMetrics(): Promise<void> {
+    const current = this.#current;
+    if (!current || current.run.exit || current.run.readyAtMs === undefined) return;
+    const atMs = Date.now();
+    const tag = this.#o.rssTag?.() ?? '';
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.#o.apiPort}/metrics`, { signal: AbortSignal.timeout(2_000) });
+      const text = await res.text();
+      if (!res.ok) return;
+      const gauges: Record<string, number> = {};
+      for (const line of text.split('\n')) {
+        const m = /^((?:process|nodejs)_[a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+        if (m) gauges[m[1] as string] = Number(m[2]);
+      }
+      current.run.memorySamples.push({ atMs, tag, gauges });
+    } catch {
+      // Killed or restarting: a missing sample is fine, the RSS samples carry on.
     }
   }
 }

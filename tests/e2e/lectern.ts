@@ -19,11 +19,15 @@ function findRepoRoot(from: string): string {
 
 export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
 
-/** `lectern ...args` in its own process group (so a kill -9 can take the group, as a power cut). */
+/**
+ * `lectern ...args` in its own process group (so a kill -9 can take the group, as a power cut),
+ * started as systemd's ExecStart starts it: bin/lectern itself, through its `#!/usr/bin/env`
+ * line (which sets the daemon's malloc tunables), with this node first on PATH as install.sh does.
+ */
 export function startLectern(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): CliRun {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'lectern'), ...args], {
+  const child = spawn(path.join(REPO_ROOT, 'bin', 'lectern'), args, {
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...opts.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -355,6 +355,22 @@ describe('the local API', () => {
       expect(families.get('lectern_api_requests_total')?.type).toBe('counter');
       expect(sample('lectern_api_event_clients')).toBe(1);
       expect(sample('lectern_build_info', { version: '0.0.0-test', room: 'demo-room' })).toBe(1);
+      // The process's memory, under prom-client's names: the agent runs in this process, so its
+      // RSS is this process's, and the parts nest (used heap within the heap, heap within the RSS).
+      const rssBytes = sample('process_resident_memory_bytes') ?? 0;
+      expect(Math.abs(rssBytes - process.memoryUsage().rss)).toBeLessThan(0.25 * rssBytes);
+      const heapTotal = sample('nodejs_heap_size_total_bytes') ?? 0;
+      const heapUsed = sample('nodejs_heap_size_used_bytes') ?? 0;
+      expect(heapUsed).toBeGreaterThan(5 * 2 ** 20);
+      expect(heapTotal).toBeGreaterThanOrEqual(heapUsed);
+      expect(rssBytes).toBeGreaterThan(heapTotal);
+      expect(sample('nodejs_array_buffers_bytes')).toBeLessThanOrEqual(sample('nodejs_external_memory_bytes') ?? 0);
+      const spaces = families.get('nodejs_heap_space_size_total_bytes')?.samples ?? [];
+      expect(spaces.map((x) => x.labels.space)).toEqual(expect.arrayContaining(['new', 'old', 'code', 'large_object']));
+      // The spaces add up to the heap (both read within the same request; a GC between them moves little).
+      const spacesTotal = spaces.reduce((sum, x) => sum + x.value, 0);
+      expect(Math.abs(spacesTotal - heapTotal)).toBeLessThan(0.25 * heapTotal);
+      expect(sample('nodejs_heap_space_size_used_bytes', { space: 'old' })).toBeLessThanOrEqual(sample('nodejs_heap_space_size_total_bytes', { space: 'old' }) ?? 0);
 
       // A preview picture from the recording (a JPEG), once a segment is closed.
       await waitFor(async () => ((await request({ port }, { path: '/api/cameras' })).json as { cameras: Array<{ snapshot: boolean }> }).cameras[0]?.snapshot || undefined, {
