@@ -73,7 +73,7 @@ export interface PackageInput {
   segments: readonly PackageSegment[];
   runs: readonly PackageRun[];
   /** Alerts raised while recording; endedAtMs null = still active when the recording ended. */
-  alerts?: ReadonlyArray<{ kind: string; startedAtMs: number; endedAtMs: number | null; message: string }>;
+  alerts?: ReadonlyArray<{ kind: string; source?: string | null; startedAtMs: number; endedAtMs: number | null; message: string }>;
   /** The teacher's pauses; endedAtMs null = paused when the recording ended. */
   pauses?: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }>;
   /** Chapter markers by the wall-clock moment they were set. */
@@ -400,7 +400,7 @@ export class Packager {
       source: { ...input.source, segments: segments.length, recordedSeconds: round3(recordedSeconds) },
       master: 'hls/master.m3u8',
       renditions: renditionInfo,
-      gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs, input.startedAtMs),
+      gaps: computeGaps(input.runs, segments, pauses, input.endedAtMs, input.startedAtMs, lostWindows(input, input.source.name)),
       pauses: computePauses(pauses, input.runs, segments, input.endedAtMs),
       loudness: base ? base.loudness : (audio?.loudness.manifest ?? null),
       poster: base ? base.poster : 'poster.jpg',
@@ -711,7 +711,7 @@ export class Packager {
       renditions: info,
       segments: segments.length,
       recordedSeconds: round3(recordedSeconds),
-      gaps: computeGaps(src.runs, segments, input.pauses ?? [], input.endedAtMs, input.startedAtMs),
+      gaps: computeGaps(src.runs, segments, input.pauses ?? [], input.endedAtMs, input.startedAtMs, lostWindows(input, src.name)),
     };
   }
 
@@ -776,6 +776,11 @@ export async function listPackageFiles(dir: string): Promise<ManifestFile[]> {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** When the source was lost, by its alerts (an alert without a source counts for every source). */
+function lostWindows(input: PackageInput, source: string): Array<{ startedAtMs: number; endedAtMs: number | null }> {
+  return (input.alerts ?? []).filter((a) => a.kind === 'source_lost' && (a.source === undefined || a.source === null || a.source === source));
+}
+
 /** The end reason of a run a pause ended (capture/recordingController.ts). */
 export const PAUSED_RUN_END_REASON = 'paused';
 
@@ -791,15 +796,20 @@ export function computeGaps(
   pauses: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }> = [],
   endedAtMs = Number.MAX_SAFE_INTEGER,
   startedAtMs?: number,
+  lost: ReadonlyArray<{ startedAtMs: number; endedAtMs: number | null }> = [],
 ): ManifestGap[] {
   const gaps: ManifestGap[] = [];
   const sorted = [...runs].sort((a, b) => a.run - b.run);
   const first = sorted[0];
   // Before the first frame: connecting to a camera takes a second or two, which is not a loss; a
-  // camera that was away, or an agent killed and restarted before any segment closed, is.
+  // camera that was away, or an agent killed and restarted before any segment closed, is. When
+  // the source was known lost before its first frame (an alert says so), all of it is listed,
+  // however short: those seconds were not recorded (chaos seed 505: a kill 0.1 s after a slot
+  // began left 4.4 s at the lecture's start unlisted).
   if (first && startedAtMs !== undefined) {
     const lostMs = first.startedAtMs - startedAtMs - overlapMs(startedAtMs, first.startedAtMs, pauses, endedAtMs);
-    if (lostMs > LEADING_GAP_MIN_MS) gaps.push({ atSeconds: 0, durationSeconds: round3(lostMs / 1000), reason: 'no media from the source yet' });
+    const knownLost = lost.some((w) => w.startedAtMs <= first.startedAtMs && (w.endedAtMs ?? Number.MAX_SAFE_INTEGER) >= startedAtMs);
+    if (lostMs > LEADING_GAP_MIN_MS || (knownLost && lostMs > 0)) gaps.push({ atSeconds: 0, durationSeconds: round3(lostMs / 1000), reason: 'no media from the source yet' });
   }
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1];

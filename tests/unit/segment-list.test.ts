@@ -35,6 +35,18 @@ describe('computeGaps', () => {
     expect(computeGaps([{ run: 1, startedAtMs: 0, endedAtMs: 5, endReason: 'stopped' }], [])).toEqual([]);
   });
 
+  it('lists a short wait for the first frame as a gap when the source was known lost then', () => {
+    const segments = [{ path: 'a', sha256: '', bytes: 1, durationSeconds: 20, run: 1 }];
+    // The agent was killed 0.1 s after the lecture began; the restarted one's first frame came 4.4 s in.
+    const runs = [{ run: 1, startedAtMs: 104_400, endedAtMs: 124_400, endReason: 'stopped by request' }];
+    const restart = { startedAtMs: 100_000, endedAtMs: 104_400 };
+    expect(computeGaps(runs, segments, [], 124_400, 100_000, [restart])).toEqual([{ atSeconds: 0, durationSeconds: 4.4, reason: 'no media from the source yet' }]);
+    // Without that alert, 4.4 s is a camera taking its time to connect: not listed.
+    expect(computeGaps(runs, segments, [], 124_400, 100_000)).toEqual([]);
+    // An outage that began after the first frame says nothing about the start.
+    expect(computeGaps(runs, segments, [], 124_400, 100_000, [{ startedAtMs: 110_000, endedAtMs: 112_000 }])).toEqual([]);
+  });
+
   it('reports the time before the first frame and after the last one as gaps when they are long', () => {
     const segments = [{ path: 'a', sha256: '', bytes: 1, durationSeconds: 20, run: 3 }];
     // The agent was killed twice before any segment closed: media began 9 s after the start.
