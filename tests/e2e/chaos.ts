@@ -417,6 +417,26 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
     let wrongClock: { atCall: number; offsetMs: number } | undefined;
     let diskFill: { filledBytes: number; freeBytes: number; statesDuring: string[] } | undefined;
     const at = (offsetMs: number): Promise<void> => sleep(Math.max(0, t0Ms + offsetMs - Date.now()));
+    /** A teacher at the kiosk at `atOffsetMs`: no kill lands from 1.5 s before until `act` is done. */
+    const asTeacher = async <T>(atOffsetMs: number, act: (fromMs: number) => Promise<T>): Promise<T> => {
+      await at(atOffsetMs - 1_500);
+      const release = openManualWindow();
+      try {
+        await at(atOffsetMs);
+        await sup.ready();
+        return await act(Date.now());
+      } finally {
+        release();
+      }
+    };
+    /** The teacher presses Stop at `stopOffsetMs`; a problem unless it stopped `recordingId`. */
+    const stopAsTeacher = async (stopOffsetMs: number, recordingId: string | undefined, problems: string[]): Promise<void> => {
+      await at(stopOffsetMs);
+      await sup.ready();
+      const stop = await cli('record', 'stop', '--json');
+      const stopped = stop.code === 0 ? (JSON.parse(stop.stdout) as { recordingId: string | null }).recordingId : undefined;
+      if (stopped !== recordingId) problems.push(`Stop stopped ${String(stopped)} (exit ${stop.code} ${stop.stderr.trim()}), not the manual recording`);
+    };
     const runEvent = async (event: PlannedEvent): Promise<EventRecord> => {
       switch (event.kind) {
         case 'camera-outage': {
@@ -466,13 +486,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
             return { event, hit: true, fromMs: kill.killedAtMs, toMs: kill.backAtMs, note: `${seen} running; daemon back after ${(((kill.backAtMs ?? 0) - kill.killedAtMs) / 1000).toFixed(1)} s` };
           }
         }
-        case 'teacher-double-press': {
-          await at(event.atOffsetMs - 1_500);
-          const release = openManualWindow();
-          try {
-            await at(event.atOffsetMs);
-            await sup.ready();
-            const fromMs = Date.now();
+        case 'teacher-double-press':
+          return asTeacher(event.atOffsetMs, async (fromMs) => {
             const presses = await Promise.all([1, 2].map(() => cli('record', 'start', '--title', event.title, '--course', 'CHAOS', '--json')));
             const answers = presses.map((p) => (p.code === 0 ? (JSON.parse(p.stdout) as { recordingId: string; created: boolean }) : undefined));
             const problems: string[] = [];
@@ -483,16 +498,9 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
             if (ids.size !== 1) problems.push(`the two presses answered different recordings: ${[...ids].join(', ')}`);
             const created = answers.filter((a) => a?.created).length;
             if (created !== 1) problems.push(`${created} of the two presses created a recording (expected exactly 1)`);
-            await at(event.stopOffsetMs);
-            await sup.ready();
-            const stop = await cli('record', 'stop', '--json');
-            const stopped = stop.code === 0 ? (JSON.parse(stop.stdout) as { recordingId: string | null }).recordingId : undefined;
-            if (stopped !== answers[0]?.recordingId) problems.push(`Stop stopped ${String(stopped)} (exit ${stop.code} ${stop.stderr.trim()}), not the manual recording`);
+            await stopAsTeacher(event.stopOffsetMs, answers[0]?.recordingId, problems);
             return { event, hit: true, fromMs, toMs: Date.now(), note: problems.length === 0 ? `one recording ${answers[0]?.recordingId ?? ''}, stopped before the next slot` : `PROBLEM: ${problems.join('; ')}` };
-          } finally {
-            release();
-          }
-        }
+          });
         case 'camera-wrong-clock': {
           await at(event.atOffsetMs);
           const fromMs = Date.now();
@@ -556,31 +564,19 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
             note: `${gib(filled.filledBytes)} allocated for ${((toMs - fromMs) / 1000).toFixed(0)} s, ${((filled.freeBytes - disk.minFreeDiskBytes) / 1024 ** 2).toFixed(0)} MiB above the threshold; daemon: ${states || 'no answer'}`,
           };
         }
-        case 'manual-overlap': {
-          await at(event.atOffsetMs - 1_500);
-          const release = openManualWindow();
-          try {
-            await at(event.atOffsetMs);
-            await sup.ready();
-            const fromMs = Date.now();
+        case 'manual-overlap':
+          return asTeacher(event.atOffsetMs, async (fromMs) => {
             const start = await cli('record', 'start', '--title', event.title, '--course', 'CHAOS', '--json');
             const started = start.code === 0 ? (JSON.parse(start.stdout) as { recordingId: string; created: boolean }) : undefined;
             const problems: string[] = [];
             if (!started?.created) problems.push(`Record did not start a recording (exit ${start.code} ${start.stderr.trim()})`);
-            await at(event.stopOffsetMs);
-            await sup.ready();
-            const stop = await cli('record', 'stop', '--json');
-            const stopped = stop.code === 0 ? (JSON.parse(stop.stdout) as { recordingId: string | null }).recordingId : undefined;
-            if (stopped !== started?.recordingId) problems.push(`Stop stopped ${String(stopped)} (exit ${stop.code} ${stop.stderr.trim()}), not the manual recording`);
+            await stopAsTeacher(event.stopOffsetMs, started?.recordingId, problems);
             const toMs = Date.now();
             const slotTitle = plan.lectures[event.lecture - 1]?.title ?? '';
             const skipped = logLinesAbout(logDir, `"${slotTitle}" skipped because a manual recording is running`).length > 0;
             if (!skipped) problems.push(`the daemon's log does not say the slot "${slotTitle}" was skipped`);
             return { event, hit: true, fromMs, toMs, note: problems.length === 0 ? `manual ${started?.recordingId ?? ''} from 6 s before the slot into it; slot skipped, as designed` : `PROBLEM: ${problems.join('; ')}` };
-          } finally {
-            release();
-          }
-        }
+          });
       }
     };
     const settled = await Promise.allSettled(plan.events.map(async (e) => events.push(await runEvent(e))));
