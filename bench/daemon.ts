@@ -55,10 +55,12 @@ async function main(): Promise<void> {
   const config = path.join(dir, 'config.yaml');
   writeFileSync(config, `agent:\n  dataDir: ${dir}/data\napi:\n  port: ${port}\n`);
   const env = { ...process.env, LECTERN_CONFIG: config };
-  const daemon = spawn(process.execPath, [BIN, 'daemon'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // Started by bin/lectern's first line, as the systemd unit starts it (its Node flags and malloc
+  // settings are part of the footprint); `node bin/lectern` would skip them.
+  const daemon = spawn(BIN, ['daemon'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     const pid = daemon.pid ?? 0;
-    await waitFor(() => (spawnSync(process.execPath, [BIN, 'status'], { env, stdio: 'ignore' }).status === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 500, what: 'the daemon to answer' });
+    await waitFor(() => (spawnSync(BIN, ['status'], { env, stdio: 'ignore' }).status === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 500, what: 'the daemon to answer' });
     console.log(`daemon bench: lectern daemon pid ${pid} on the built-in defaults, ${MINUTES} min idle, ${RUNS} CLI runs each; ${os.cpus().length} cores, Node ${process.version}`);
     const samples: number[] = [rssMiB(pid)];
     console.log(`RSS at start: ${samples[0]?.toFixed(1)} MiB`);
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
     const status: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       node.push(timedMs(process.execPath, ['-e', '0'], env));
-      status.push(timedMs(process.execPath, [BIN, 'status'], env));
+      status.push(timedMs(BIN, ['status'], env));
     }
     const n = median(node);
     const s = median(status);
