@@ -13,7 +13,7 @@ describe('bin/lectern started as the service starts it', () => {
       "const seen = { execArgv: process.execArgv, tunablesAtStart: process.env.GLIBC_TUNABLES ?? null };",
       "process.on('exit', () => process.stderr.write('PROBE ' + JSON.stringify({ ...seen, tunablesForChildren: process.env.GLIBC_TUNABLES ?? null }) + '\\n'));",
     ].join('');
-    const env = { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(probe)}` };
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(probe)}` };
     delete env.GLIBC_TUNABLES;
     const child = spawn(LECTERN_BIN, ['--version'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
